@@ -1,0 +1,28 @@
+"""How an exception raised by a handler becomes a domain Failure."""
+
+from __future__ import annotations
+
+import traceback
+
+from application.handlers import NonRetryableError, RetryAfter
+from domain.task import Failure, TaskError
+
+_TRACEBACK_LIMIT = 2_000  # characters kept: the end, where the cause is
+
+
+def failure_from(exc: BaseException) -> Failure:
+    error = TaskError(type(exc).__name__, str(exc), _summary(exc))
+    if isinstance(exc, RetryAfter):
+        return Failure(error, retry_after_ms=max(exc.delay_ms, 0))
+    if isinstance(exc, NonRetryableError):
+        return Failure(error, retryable=False)
+    return Failure(error)
+
+
+def timeout_failure(timeout_ms: int) -> Failure:
+    return Failure(TaskError("TaskTimeout", f"the attempt exceeded its timeout of {timeout_ms} ms"))
+
+
+def _summary(exc: BaseException) -> str:
+    text = "".join(traceback.format_exception(exc, limit=-8))
+    return text[-_TRACEBACK_LIMIT:]

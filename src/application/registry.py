@@ -1,0 +1,94 @@
+"""The task registry: each task type's name, payload model, defaults and handler."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from application.handlers import TaskContext
+from domain.errors import InvalidTask, UnknownTaskType
+from domain.task import Backoff, JSONObject
+
+Handler = Callable[[Any, TaskContext], Any]
+"""`async def h(payload, ctx)` or `def h(payload, ctx)`; a sync one runs in a thread."""
+
+
+@dataclass(frozen=True)
+class TaskType:
+    """A kind of task. The defaults apply unless the enqueue request overrides them."""
+
+    name: str
+    payload: type[BaseModel]
+    handler: Handler
+    queue: str = "default"
+    attempts: int = 3
+    backoff: Backoff = field(default_factory=Backoff)
+    timeout_ms: int | None = None  # None: the worker's configured default
+    priority: int = 0
+
+    @cached_property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.handler)
+
+
+class TaskRegistry:
+    """Every task type the process knows, by name.
+
+    `context` is handed to pydantic while validating payloads, for models whose rules
+    depend on configuration (the file tasks' base folder, say).
+    """
+
+    def __init__(self, context: Mapping[str, Any] | None = None) -> None:
+        self._types: dict[str, TaskType] = {}
+        self._context = dict(context or {})
+
+    def add(self, *task_types: TaskType) -> None:
+        for task_type in task_types:
+            if task_type.name in self._types:
+                raise ValueError(f"task type {task_type.name!r} is registered twice")
+            self._types[task_type.name] = task_type
+
+    def load(self, module_paths: Iterable[str]) -> None:
+        """Import each module and register the task types in its `TASKS` list."""
+        for path in module_paths:
+            module = importlib.import_module(path)
+            task_types = getattr(module, "TASKS", None)
+            if task_types is None:
+                raise ValueError(f"task module {path!r} defines no TASKS list")
+            self.add(*task_types)
+
+    def get(self, name: str) -> TaskType:
+        try:
+            return self._types[name]
+        except KeyError:
+            raise UnknownTaskType(name) from None
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._types)
+
+    def parse(self, task_type: TaskType, payload: Any) -> BaseModel:
+        """Validate a payload against its type's model; `InvalidTask` names the field."""
+        try:
+            return task_type.payload.model_validate(payload, context=self._context)
+        except ValidationError as exc:
+            fields = {
+                _field_name(error["loc"]): error["msg"].removeprefix("Value error, ")
+                for error in exc.errors()
+            }
+            first = next(iter(fields))
+            raise InvalidTask(first, fields[first], fields) from None
+
+    def normalize(self, task_type: TaskType, payload: Any) -> JSONObject:
+        """The payload as it is stored: validated, defaults filled in, JSON-ready."""
+        return self.parse(task_type, payload).model_dump(mode="json")
+
+
+def _field_name(location: tuple[int | str, ...]) -> str:
+    return ".".join(["payload", *(str(part) for part in location)])

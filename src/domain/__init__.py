@@ -1,0 +1,1 @@
+"""Conveyor's domain: tasks, their rules, and the ports the outer layers implement."""

@@ -1,0 +1,59 @@
+"""Domain errors: one base, a few leaves that the interfaces map to statuses."""
+
+from __future__ import annotations
+
+
+class SchedulerError(Exception):
+    """Base of every error Conveyor raises on purpose."""
+
+
+class TaskNotFound(SchedulerError):
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"task {task_id!r} not found")
+        self.task_id = task_id
+
+
+class DuplicateTask(SchedulerError):
+    """The id is taken by a task (or a recently removed one) with another name or payload."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(
+            f"task id {task_id!r} is already used by a task with a different name or payload"
+        )
+        self.task_id = task_id
+
+
+class TaskActive(SchedulerError):
+    """The task is running; it cannot be removed until it settles."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"task {task_id!r} is active")
+        self.task_id = task_id
+
+
+class InvalidTask(SchedulerError):
+    """A request that cannot become a task; `field` names the culprit on the wire."""
+
+    def __init__(self, field: str, message: str, fields: dict[str, str] | None = None) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+        self.fields = fields or {field: message}
+
+
+class UnknownTaskType(InvalidTask):
+    def __init__(self, name: str) -> None:
+        super().__init__("taskName", f"unknown task type {name!r}")
+        self.name = name
+
+
+class LockNotAcquired(SchedulerError):
+    """Another holder has the lock (or no quorum of lock servers answered)."""
+
+
+class LockLost(SchedulerError):
+    """The lease or fencing token is no longer ours: someone else may own the task now."""
+
+
+class QueueUnavailable(SchedulerError):
+    """The queue's storage cannot be reached right now."""

@@ -1,0 +1,193 @@
+"""The Task entity: its statuses, its retry policy, and the transitions it decides."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from random import Random
+from typing import Any
+
+from domain.errors import InvalidTask
+
+JSONObject = dict[str, Any]
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+RESERVED_IDS = frozenset({"bulk", "export", "stats"})
+PRIORITY_LIMIT = 1_000_000  # the score packing in the queue leaves 21 bits for priority
+
+
+class TaskStatus(StrEnum):
+    WAITING = "waiting"
+    DELAYED = "delayed"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff, optionally with full jitter; factor 1 makes it fixed."""
+
+    delay_ms: int = 1_000
+    factor: float = 2.0
+    max_delay_ms: int = 300_000
+    jitter: bool = True
+
+    def delay_for(self, attempt: int, rng: Random) -> int:
+        ceiling = min(float(self.max_delay_ms), self.delay_ms * self.factor ** max(attempt - 1, 0))
+        return int(rng.uniform(0, ceiling)) if self.jitter else int(ceiling)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskError:
+    type: str
+    message: str
+    traceback: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One execution of a task's handler, as the history records it."""
+
+    worker_id: str
+    started_at: int
+    finished_at: int
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What went wrong in one attempt, and what the handler asked for."""
+
+    error: TaskError
+    retryable: bool = True
+    retry_after_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A unit of work. Times are milliseconds since the Unix epoch (UTC)."""
+
+    id: str
+    name: str
+    payload: JSONObject
+    created_at: int
+    run_at: int
+    queue: str = "default"
+    priority: int = 0
+    status: TaskStatus = TaskStatus.WAITING
+    attempts: int = 0
+    max_attempts: int = 3
+    stalls: int = 0
+    backoff: Backoff = field(default_factory=Backoff)
+    timeout_ms: int = 300_000
+    started_at: int | None = None
+    finished_at: int | None = None
+    result: Any = None
+    error: TaskError | None = None
+    progress: Any = None
+    worker_id: str | None = None
+    fence: int = 0
+    history: tuple[Attempt, ...] = ()
+    created_by: str | None = None
+
+    def __post_init__(self) -> None:
+        check_task_id(self.id)
+        check_queue_name(self.queue)
+        if not -PRIORITY_LIMIT <= self.priority <= PRIORITY_LIMIT:
+            raise InvalidTask("priority", f"must be between {-PRIORITY_LIMIT} and {PRIORITY_LIMIT}")
+        if self.max_attempts < 1:
+            raise InvalidTask("attempts", "must be at least 1")
+        if self.timeout_ms < 1:
+            raise InvalidTask("timeoutMs", "must be at least 1")
+
+    @property
+    def attempt(self) -> int:
+        """The number of the attempt running now (or next), counting from 1."""
+        return self.attempts + 1
+
+    def is_due(self, now: int) -> bool:
+        return self.run_at <= now
+
+    def complete(self, result: Any, now: int) -> Task:
+        return self._settle(
+            TaskStatus.COMPLETED, now, "completed", result=result, error=None, attempts=self.attempt
+        )
+
+    def fail(self, failure: Failure, now: int, rng: Random) -> Task:
+        """Record a failed attempt: retry after a backoff, or fail for good."""
+        attempts = self.attempt
+        if failure.retryable and attempts < self.max_attempts:
+            delay = failure.retry_after_ms
+            if delay is None:
+                delay = self.backoff.delay_for(attempts, rng)
+            return self._retry(now, delay, "retry", error=failure.error, attempts=attempts)
+        return self._settle(
+            TaskStatus.FAILED, now, "failed", error=failure.error, attempts=attempts
+        )
+
+    def returned(self, now: int) -> Task:
+        """The worker gave the task back (shutdown): neither an attempt nor a stall."""
+        return replace(
+            self,
+            status=TaskStatus.WAITING,
+            run_at=now,
+            worker_id=None,
+            history=(*self.history, self._entry(now, "returned")),
+        )
+
+    def lock_denied(self, now: int, retry_ms: int) -> Task:
+        """Another holder had the lock: try again later without spending an attempt."""
+        return replace(self, status=TaskStatus.DELAYED, run_at=now + retry_ms, worker_id=None)
+
+    def stalled(self, now: int, max_stalls: int, rng: Random) -> Task:
+        """The worker vanished mid-run: count a stall and go back through the backoff."""
+        stalls = self.stalls + 1
+        error = TaskError("Stalled", f"worker {self.worker_id} stopped renewing its lock")
+        if stalls > max_stalls:
+            return self._settle(TaskStatus.FAILED, now, "stalled", error=error, stalls=stalls)
+        delay = self.backoff.delay_for(self.attempts + stalls, rng)
+        return self._retry(now, delay, "stalled", error=error, stalls=stalls)
+
+    def _entry(self, now: int, outcome: str) -> Attempt:
+        return Attempt(self.worker_id or "", self.started_at or now, now, outcome)
+
+    def _retry(self, now: int, delay_ms: int, outcome: str, **changes: Any) -> Task:
+        return replace(
+            self,
+            status=TaskStatus.DELAYED,
+            run_at=now + max(delay_ms, 0),
+            worker_id=None,
+            history=(*self.history, self._entry(now, outcome)),
+            **changes,
+        )
+
+    def _settle(self, status: TaskStatus, now: int, outcome: str, **changes: Any) -> Task:
+        return replace(
+            self,
+            status=status,
+            finished_at=now,
+            history=(*self.history, self._entry(now, outcome)),
+            **changes,
+        )
+
+
+def check_task_id(task_id: str) -> None:
+    if not ID_PATTERN.fullmatch(task_id):
+        raise InvalidTask("customJobId", "must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+    if task_id in RESERVED_IDS:
+        raise InvalidTask("customJobId", f"{task_id!r} is reserved by the API's routes")
+
+
+def check_queue_name(queue: str) -> None:
+    if not ID_PATTERN.fullmatch(queue):
+        raise InvalidTask("queue", "must be 1-128 characters of A-Z a-z 0-9 . _ : -")

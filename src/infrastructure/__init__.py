@@ -1,0 +1,1 @@
+"""Adapters to the outside world: Redis, pottery's Redlock, settings, logging, task types."""

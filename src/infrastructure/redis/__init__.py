@@ -1,0 +1,1 @@
+"""The Redis queue adapter, its keys and its Lua scripts."""

@@ -1,0 +1,88 @@
+"""Tasks to and from Redis hashes, through pydantic (never pickle)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from domain.task import Task, TaskError
+
+_TASK = TypeAdapter(Task)
+_ANY = TypeAdapter(Any)
+_ERROR = TypeAdapter(TaskError)
+
+JSON_FIELDS = frozenset({"payload", "backoff", "result", "error", "progress", "history"})
+# What a settle may change; the rest is written once, at enqueue (history is appended).
+MUTABLE_FIELDS = (
+    "status",
+    "attempts",
+    "stalls",
+    "run_at",
+    "finished_at",
+    "result",
+    "error",
+    "worker_id",
+    "history",
+)
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def fingerprint(task: Task) -> str:
+    """What makes two enqueues of one id "the same request": name and payload."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(task.name.encode())
+    digest.update(b"\0")
+    digest.update(canonical_json(task.payload).encode())
+    return digest.hexdigest()
+
+
+def encode(task: Task) -> dict[str, str]:
+    """Every field that is set, as hash values (JSON for the structured ones)."""
+    dumped: dict[str, Any] = _TASK.dump_python(task, mode="json", exclude_none=True)
+    return {name: _text(name, value) for name, value in dumped.items()}
+
+
+def encode_changes(task: Task) -> tuple[dict[str, str], list[str]]:
+    """The mutable fields of a settled task: those to set, and those now empty."""
+    present: dict[str, str] = {}
+    absent: list[str] = []
+    for name in MUTABLE_FIELDS:
+        value = getattr(task, name)
+        if value is None:
+            absent.append(name)
+        elif name == "error":
+            present[name] = _ERROR.dump_json(value).decode()
+        elif name in ("result", "history"):
+            present[name] = _ANY.dump_json(value).decode()
+        else:
+            present[name] = str(value)
+    return present, absent
+
+
+def encode_json(value: Any) -> str:
+    return _ANY.dump_json(value).decode()
+
+
+def decode(fields: Mapping[str, str] | list[str]) -> Task:
+    """A task from HGETALL's reply (a mapping, or the flat list a script returns)."""
+    if isinstance(fields, list):
+        fields = dict(zip(fields[::2], fields[1::2], strict=True))
+    data: dict[str, Any] = {
+        name: json.loads(value) if name in JSON_FIELDS else value
+        for name, value in fields.items()
+        if name != "fp"
+    }
+    return _TASK.validate_python(data)
+
+
+def _text(name: str, value: Any) -> str:
+    if name in JSON_FIELDS:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return str(value)

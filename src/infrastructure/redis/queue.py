@@ -1,0 +1,205 @@
+"""RedisTaskQueue: ITaskQueue on redis-py asyncio, every transition one Lua script."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any, cast
+
+from redis.asyncio import Redis
+
+from domain.errors import TaskNotFound
+from domain.ports import ClaimBatch, Enqueued, EnqueueOutcome
+from domain.task import Task, TaskStatus
+from infrastructure.redis import codec
+from infrastructure.redis.keys import QUEUES, QueueKeys
+from infrastructure.redis.scripts import (
+    Code,
+    Scripts,
+    raise_for,
+    raise_for_enqueue,
+    raise_for_remove,
+)
+
+_QUEUE_REFRESH_S = 60.0  # re-announce a queue in the registry set at most this often
+_BLOCK_SLACK_S = 1.0  # Redis's own timeout, a backstop behind the local timer
+
+
+@lru_cache(maxsize=1024)
+def keys_of(queue: str) -> QueueKeys:
+    return QueueKeys(queue)
+
+
+class RedisTaskQueue:
+    """The queue's state in Redis: a hash per task, a sorted set per status.
+
+    `client` must decode responses to str. `idempotency_window_ms` is how long a removed
+    task's id keeps answering "removed" to a repeated enqueue.
+    """
+
+    def __init__(self, client: Redis, idempotency_window_ms: int) -> None:
+        self._redis = client
+        self._scripts = Scripts.register(client)
+        self._window_ms = idempotency_window_ms
+        self._announced: dict[str, float] = {}
+
+    async def enqueue(self, tasks: Sequence[Task]) -> list[Enqueued]:
+        if len(tasks) == 1:
+            replies = [await self._enqueue_one(tasks[0], self._redis)]
+        else:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for task in tasks:
+                    await self._enqueue_one(task, pipe)
+                replies = await pipe.execute()
+        await self._announce({task.queue for task in tasks})
+        return [_enqueued(task, reply) for task, reply in zip(tasks, replies, strict=True)]
+
+    async def _enqueue_one(self, task: Task, client: Any) -> Any:
+        keys = keys_of(task.queue)
+        fields = codec.encode(task)
+        fields["fp"] = codec.fingerprint(task)
+        flat = [item for pair in fields.items() for item in pair]
+        return await self._scripts.enqueue_task(
+            keys=[
+                keys.task(task.id),
+                keys.wait,
+                keys.delayed,
+                keys.marker,
+                keys.seq,
+                keys.removed(task.id),
+            ],
+            args=[task.id, fields["fp"], task.status.value, task.run_at, task.priority, *flat],
+            client=client,
+        )
+
+    async def _announce(self, queues: set[str]) -> None:
+        now = time.monotonic()
+        fresh = [q for q in queues if now - self._announced.get(q, -_QUEUE_REFRESH_S) >= 60]
+        if fresh:
+            await self._redis.sadd(QUEUES, *fresh)
+            self._announced.update(dict.fromkeys(fresh, now))
+
+    async def get(self, task_id: str, queue: str | None = None) -> Task:
+        queues = [queue] if queue else sorted(await self._redis.smembers(QUEUES))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in queues:
+                pipe.hgetall(keys_of(name).task(task_id))
+            found = [fields for fields in await pipe.execute() if fields]
+        if not found:
+            raise TaskNotFound(task_id)
+        return codec.decode(found[0])
+
+    async def claim(
+        self, queue: str, worker_id: str, limit: int, lease_ms: int, now: int
+    ) -> ClaimBatch:
+        keys = keys_of(queue)
+        reply = await self._scripts.claim_tasks(
+            keys=[
+                keys.wait,
+                keys.delayed,
+                keys.active,
+                keys.marker,
+                keys.meta,
+                keys.fence,
+                keys.seq,
+            ],
+            args=[now, limit, now + lease_ms, worker_id, keys.task_prefix],
+        )
+        next_due = int(reply[0])
+        tasks = [codec.decode(fields) for fields in reply[1:]]
+        return ClaimBatch(tasks, None if next_due < 0 else next_due)
+
+    async def wait_for_work(self, queues: Sequence[str], timeout_ms: int) -> None:
+        if timeout_ms <= 0:
+            return
+        # Redis checks blocking timeouts on its own clock tick (every 100 ms at the default
+        # hz), far too coarse for a due time; a local timer ends the wait on the millisecond.
+        # Cancelling drops that one connection, which the pool replaces.
+        markers = [keys_of(q).marker for q in queues]
+        block = asyncio.ensure_future(
+            self._redis.bzpopmin(markers, timeout=timeout_ms / 1000 + _BLOCK_SLACK_S)
+        )
+        try:
+            done, _ = await asyncio.wait({block}, timeout=timeout_ms / 1000)
+        finally:
+            if not block.done():
+                block.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await block
+        if done:
+            block.result()
+
+    async def settle(self, task: Task, *, lease_expired_by: int | None = None) -> None:
+        keys = keys_of(task.queue)
+        present, absent = codec.encode_changes(task)
+        score = task.run_at if task.status is TaskStatus.DELAYED else task.finished_at or 0
+        code = await self._scripts.settle_task(
+            keys=[
+                keys.task(task.id),
+                keys.active,
+                keys.state(task.status),
+                keys.marker,
+                keys.seq,
+                keys.delayed,
+            ],
+            args=[
+                task.id,
+                task.fence,
+                task.status.value,
+                score,
+                lease_expired_by or 0,
+                len(present),
+                *[item for pair in present.items() for item in pair],
+                *absent,
+            ],
+        )
+        raise_for(int(code), task.id)
+
+    async def extend_lease(self, task: Task, lease_ms: int, now: int) -> None:
+        keys = keys_of(task.queue)
+        code = await self._scripts.extend_lease(
+            keys=[keys.task(task.id), keys.active], args=[task.id, task.fence, now + lease_ms]
+        )
+        raise_for(int(code), task.id)
+
+    async def set_progress(self, task: Task, progress: Any) -> None:
+        code = await self._scripts.set_progress(
+            keys=[keys_of(task.queue).task(task.id)],
+            args=[task.fence, codec.encode_json(progress)],
+        )
+        raise_for(int(code), task.id)
+
+    async def expired(self, queue: str, now: int, limit: int) -> list[Task]:
+        keys = keys_of(queue)
+        ids = cast(
+            list[str],
+            await self._redis.zrangebyscore(keys.active, "-inf", f"({now}", start=0, num=limit),
+        )
+        if not ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for task_id in ids:
+                pipe.hgetall(keys.task(task_id))
+            found = await pipe.execute()
+        return [codec.decode(fields) for fields in found if fields]
+
+    async def remove(self, task: Task) -> None:
+        keys = keys_of(task.queue)
+        code = await self._scripts.remove_task(
+            keys=[keys.task(task.id), keys.removed(task.id), *keys.state_sets],
+            args=[task.id, self._window_ms],
+        )
+        raise_for_remove(int(code), task.id)
+
+
+def _enqueued(task: Task, reply: list[Any]) -> Enqueued:
+    code = int(reply[0])
+    raise_for_enqueue(code, task.id)
+    if code == Code.EXISTS:
+        return Enqueued(codec.decode(reply[1]), EnqueueOutcome.EXISTING)
+    if code == Code.REMOVED:
+        return Enqueued(task, EnqueueOutcome.REMOVED)
+    return Enqueued(task, EnqueueOutcome.CREATED)

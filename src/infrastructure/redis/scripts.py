@@ -1,0 +1,65 @@
+"""The Lua scripts, loaded once from package data, and their return codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from importlib import resources
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from domain.errors import DuplicateTask, LockLost, SchedulerError, TaskActive, TaskNotFound
+
+
+class Code(IntEnum):
+    OK = 0
+    EXISTS = 1
+    REMOVED = 2
+    STALE = -1  # not active, or the fencing token is no longer current
+    LEASE_VALID = -2
+    ACTIVE = -3
+
+
+def raise_for(code: int, task_id: str) -> None:
+    """Turn a script's negative return code into the domain error it stands for."""
+    if code >= 0:
+        return
+    if code == Code.STALE:
+        raise LockLost(f"task {task_id!r}: fencing token is stale or the task is not active")
+    if code == Code.LEASE_VALID:
+        raise LockLost(f"task {task_id!r}: the lease has not expired")
+    if code == Code.ACTIVE:
+        raise TaskActive(task_id)
+    raise SchedulerError(f"task {task_id!r}: unexpected script result {code}")
+
+
+def raise_for_enqueue(code: int, task_id: str) -> None:
+    if code == Code.STALE:
+        raise DuplicateTask(task_id)
+
+
+def raise_for_remove(code: int, task_id: str) -> None:
+    if code == Code.STALE:
+        raise TaskNotFound(task_id)
+    raise_for(code, task_id)
+
+
+def _source(name: str) -> str:
+    return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text()
+
+
+@dataclass(frozen=True)
+class Scripts:
+    enqueue_task: AsyncScript
+    claim_tasks: AsyncScript
+    settle_task: AsyncScript
+    extend_lease: AsyncScript
+    set_progress: AsyncScript
+    remove_task: AsyncScript
+
+    @classmethod
+    def register(cls, client: Redis) -> Scripts:
+        """Bind every script to `client`; each is sent once, then called by its SHA."""
+        names = cls.__dataclass_fields__
+        return cls(**{name: client.register_script(_source(name)) for name in names})

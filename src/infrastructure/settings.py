@@ -1,0 +1,70 @@
+"""Settings from the environment (pydantic-settings), each with a documented default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class Settings(BaseSettings):
+    """Read when an entry point starts, never at import time."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    redis_url: str | None = Field(default=None, description="Redis of the queues; unset: local")
+    redlock_urls: str = Field(default="", description="comma-separated Redlock masters")
+    port: int = Field(default=3000, ge=1, le=65535)
+    host: str = "0.0.0.0"  # noqa: S104 - a service in a container listens on all interfaces
+    lock_ttl_ms: int = Field(default=30_000, ge=300)
+    lock_retry_ms: int = Field(default=5_000, ge=1, description="delay after a denied lock")
+    lock_tries: int = Field(default=3, ge=1)
+    lock_retry_delay_ms: int = Field(default=200, ge=0)
+    lock_retry_jitter_ms: int = Field(default=100, ge=0)
+    max_stalls: int = Field(default=3, ge=0)
+    default_timeout_ms: int = Field(default=300_000, ge=1)
+    shutdown_grace_ms: int = Field(default=30_000, ge=0)
+    idempotency_window_ms: int = Field(default=86_400_000, ge=1)
+    worker_concurrency: int = Field(default=10, ge=1)
+    worker_queues: str = "default"
+    files_base_dir: Path = Path("./data/files")
+    redis_data_dir: Path = Path("./data/redis")
+    embedded_redis_port: int = Field(default=6379, ge=1, le=65535)
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_tls: Literal["none", "starttls", "tls"] = "none"
+    smtp_from: str = "conveyor@localhost"
+    smtp_timeout_s: float = Field(default=30.0, gt=0)
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    task_modules: str = Field(
+        default="infrastructure.tasks.demo",
+        validation_alias=AliasChoices("CONVEYOR_TASK_MODULES", "task_modules"),
+    )
+
+    @property
+    def queue_redis_url(self) -> str:
+        return self.redis_url or DEFAULT_REDIS_URL
+
+    @property
+    def local_redis_url(self) -> str:
+        """Where `conveyor up` looks for a Redis, and starts one if none answers."""
+        return f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+    @property
+    def redlock_url_list(self) -> list[str]:
+        return [url.strip() for url in self.redlock_urls.split(",") if url.strip()]
+
+    @property
+    def task_module_list(self) -> list[str]:
+        return [name.strip() for name in self.task_modules.split(",") if name.strip()]
+
+    @property
+    def worker_queue_list(self) -> list[str]:
+        return [name.strip() for name in self.worker_queues.split(",") if name.strip()]

@@ -1,0 +1,1 @@
+"""Entry points: the HTTP API, the worker process, the CLI, and the composition root."""

@@ -1,0 +1,123 @@
+"""The composition root: the only module that knows dependency_injector."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import socket
+from collections.abc import AsyncIterator, Callable
+from random import Random
+from typing import Any
+
+from dependency_injector import containers, providers
+from redis.asyncio import Redis
+from ulid import ULID
+
+from application.clock import system_clock
+from application.delete_task import DeleteTask
+from application.enqueue_task import EnqueueTask
+from application.get_task import GetTask
+from application.process_task import ProcessPolicy, ProcessTask
+from application.recover_stalled import RecoverStalled
+from infrastructure.lock import RedlockService
+from infrastructure.logging import get_logger
+from infrastructure.redis.client import create_redis
+from infrastructure.redis.queue import RedisTaskQueue
+from infrastructure.registry import build_registry
+from infrastructure.settings import Settings
+
+
+async def _redis(url: str) -> AsyncIterator[Redis]:
+    client = create_redis(url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def _lock_masters(urls: list[str], queue_redis: Redis) -> AsyncIterator[list[Redis]]:
+    """The Redlock masters: REDLOCK_URLS when set, else the queue's own Redis."""
+    clients = [create_redis(url) for url in urls]
+    try:
+        yield clients or [queue_redis]
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def resolve(provider: Callable[[], Any]) -> Any:
+    """A provider's value: those that depend on an async resource hand back an awaitable."""
+    value = provider()
+    if inspect.isawaitable(value):
+        value = await value
+    return value
+
+
+def new_task_id() -> str:
+    return str(ULID())
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+def _process_policy(settings: Settings) -> ProcessPolicy:
+    return ProcessPolicy(
+        lock_ttl_ms=settings.lock_ttl_ms,
+        lock_tries=settings.lock_tries,
+        lock_retry_delay_ms=settings.lock_retry_delay_ms,
+        lock_retry_jitter_ms=settings.lock_retry_jitter_ms,
+        lock_denied_delay_ms=settings.lock_retry_ms,
+        shutdown_grace_ms=settings.shutdown_grace_ms,
+    )
+
+
+class Container(containers.DeclarativeContainer):
+    """Adapters are singletons, use cases factories, Redis clients async resources."""
+
+    settings = providers.Singleton(Settings)
+    clock = providers.Object(system_clock)
+    rng = providers.Singleton(Random)
+    log = providers.Callable(get_logger, "conveyor")
+
+    redis = providers.Resource(_redis, url=settings.provided.queue_redis_url)
+    lock_masters = providers.Resource(
+        _lock_masters, urls=settings.provided.redlock_url_list, queue_redis=redis
+    )
+
+    registry = providers.Singleton(build_registry, settings=settings)
+    queue = providers.Singleton(
+        RedisTaskQueue,
+        client=redis,
+        idempotency_window_ms=settings.provided.idempotency_window_ms,
+    )
+    locks = providers.Singleton(RedlockService, masters=lock_masters)
+
+    enqueue_task = providers.Factory(
+        EnqueueTask,
+        queue=queue,
+        registry=registry,
+        clock=clock,
+        new_id=providers.Object(new_task_id),
+        default_timeout_ms=settings.provided.default_timeout_ms,
+    )
+    get_task = providers.Factory(GetTask, queue=queue)
+    delete_task = providers.Factory(DeleteTask, queue=queue)
+    process_task = providers.Singleton(
+        ProcessTask,
+        queue=queue,
+        locks=locks,
+        registry=registry,
+        policy=providers.Callable(_process_policy, settings),
+        clock=clock,
+        log=log,
+        rng=rng,
+    )
+    recover_stalled = providers.Factory(
+        RecoverStalled,
+        queue=queue,
+        clock=clock,
+        log=log,
+        max_stalls=settings.provided.max_stalls,
+        rng=rng,
+    )

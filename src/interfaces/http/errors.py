@@ -1,0 +1,106 @@
+"""One table from errors to HTTP statuses; every error body is `{error, detail, fields?}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from redis.exceptions import RedisError
+
+from domain.errors import (
+    DuplicateTask,
+    InvalidTask,
+    LockLost,
+    QueueUnavailable,
+    SchedulerError,
+    TaskActive,
+    TaskNotFound,
+)
+from infrastructure.logging import get_logger
+
+_STATUS: list[tuple[type[Exception], int, str]] = [
+    (InvalidTask, 422, "invalid_request"),
+    (TaskNotFound, 404, "not_found"),
+    (DuplicateTask, 409, "conflict"),
+    (TaskActive, 409, "task_active"),
+    (LockLost, 409, "conflict"),
+    (QueueUnavailable, 503, "unavailable"),
+    (RedisError, 503, "unavailable"),
+    (OSError, 503, "unavailable"),
+]
+
+
+def error_response(status: int, error: str, detail: str, fields: Any = None) -> Response[Any]:
+    body: dict[str, Any] = {"error": error, "detail": detail}
+    if fields:
+        body["fields"] = fields
+    return Response(content=body, status_code=status)
+
+
+def domain_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    for kind, status, error in _STATUS:
+        if isinstance(exc, kind):
+            fields = exc.fields if isinstance(exc, InvalidTask) else None
+            detail = str(exc) if status != 503 else "Redis is unreachable; retry shortly"
+            return error_response(status, error, detail, fields)
+    return unexpected_error(_, exc)
+
+
+def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if isinstance(exc, ValidationException):
+        return validation_error(exc)
+    if exc.status_code >= 500:
+        return unexpected_error(_, exc)
+    detail = exc.detail or "request failed"
+    return error_response(exc.status_code, _name(exc.status_code), detail)
+
+
+def validation_error(exc: ValidationException) -> Response[Any]:
+    """litestar reports a body that is not JSON, and one that fails its schema, alike:
+    the first is a 400, the second a 422 naming each field."""
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    fields = {
+        str(item.get("key") or "body"): clean_message(str(item.get("message")))
+        for item in extra
+        if isinstance(item, dict)
+    }
+    if not fields:
+        return error_response(400, "bad_request", f"malformed request: {exc.detail}")
+    if "data" in fields:  # litestar's name for a body that is missing altogether
+        return error_response(400, "bad_request", "a JSON request body is required")
+    return error_response(422, "invalid_request", "the request failed validation", fields)
+
+
+def clean_message(message: str) -> str:
+    return message.removeprefix("Value error, ")
+
+
+def unexpected_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    get_logger("conveyor.http").exception("http.unexpected_error", error=repr(exc))
+    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal", "unexpected error")
+
+
+def _name(status: int) -> str:
+    return {
+        400: "bad_request",
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        409: "conflict",
+        413: "payload_too_large",
+        415: "unsupported_media_type",
+        422: "invalid_request",
+        503: "unavailable",
+    }.get(status, "error")
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    SchedulerError: domain_error,
+    RedisError: domain_error,
+    OSError: domain_error,
+    HTTPException: http_error,
+    Exception: unexpected_error,
+}

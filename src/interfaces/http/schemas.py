@@ -1,0 +1,170 @@
+"""The wire format: request and response models in the seeds' camelCase."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from application.enqueue_task import EnqueueRequest
+from domain.task import PRIORITY_LIMIT, Backoff
+
+TEN_YEARS_MS = 10 * 365 * 24 * 3600 * 1000
+ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+
+
+def _from_millis(value: Any) -> Any:
+    if isinstance(value, int):
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    return value
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+Timestamp = Annotated[
+    datetime, BeforeValidator(_from_millis), PlainSerializer(_iso, return_type=str)
+]
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, from_attributes=True, extra="forbid"
+    )
+
+
+class BackoffBody(WireModel):
+    """BullMQ's `{type, delay}`, plus the factor, cap and jitter of Conveyor's policy."""
+
+    type: Literal["exponential", "fixed"] = "exponential"
+    delay: int = Field(default=1_000, ge=0, le=TEN_YEARS_MS)
+    factor: float = Field(default=2.0, ge=1.0, le=100.0)
+    max_delay: int = Field(default=300_000, ge=0, le=TEN_YEARS_MS)
+    jitter: bool = True
+
+    def to_domain(self) -> Backoff:
+        factor = 1.0 if self.type == "fixed" else self.factor
+        jitter = self.jitter and self.type == "exponential"
+        return Backoff(self.delay, factor, max(self.max_delay, self.delay), jitter)
+
+
+class EnqueueBody(WireModel):
+    task_name: str = Field(min_length=1, max_length=200)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    delay_ms: int | None = Field(default=None, ge=0, le=TEN_YEARS_MS)
+    run_at: datetime | None = None
+    priority: int | None = Field(default=None, ge=-PRIORITY_LIMIT, le=PRIORITY_LIMIT)
+    custom_job_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    attempts: int | None = Field(default=None, ge=1, le=1_000)
+    backoff: BackoffBody | int | None = None
+    timeout_ms: int | None = Field(default=None, ge=1, le=TEN_YEARS_MS)
+    queue: str | None = Field(default=None, pattern=ID_PATTERN)
+
+    @model_validator(mode="after")
+    def _one_due_time(self) -> EnqueueBody:
+        if self.delay_ms is not None and self.run_at is not None:
+            raise ValueError("give delayMs or runAt, not both")
+        return self
+
+    def to_request(self, created_by: str | None = None) -> EnqueueRequest:
+        return EnqueueRequest(
+            task_name=self.task_name,
+            payload=self.payload,
+            task_id=self.custom_job_id,
+            queue=self.queue,
+            priority=self.priority,
+            delay_ms=self.delay_ms,
+            run_at=None if self.run_at is None else _millis(self.run_at),
+            attempts=self.attempts,
+            backoff=_backoff(self.backoff),
+            timeout_ms=self.timeout_ms,
+            created_by=created_by,
+        )
+
+
+def _millis(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _backoff(value: BackoffBody | int | None) -> Backoff | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return BackoffBody(delay=value).to_domain()
+    return value.to_domain()
+
+
+class BackoffOut(WireModel):
+    delay_ms: int
+    factor: float
+    max_delay_ms: int
+    jitter: bool
+
+
+class ErrorOut(WireModel):
+    type: str
+    message: str
+    traceback: str = ""
+
+
+class AttemptOut(WireModel):
+    worker_id: str
+    started_at: Timestamp
+    finished_at: Timestamp
+    outcome: str
+
+
+class TaskOut(WireModel):
+    """A task on the wire: the bare object, `status` at its top level."""
+
+    id: str
+    name: str = Field(serialization_alias="taskName")
+    payload: dict[str, Any]
+    queue: str
+    priority: int
+    status: str
+    attempts: int
+    max_attempts: int
+    stalls: int
+    backoff: BackoffOut
+    timeout_ms: int
+    run_at: Timestamp
+    created_at: Timestamp
+    started_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
+    result: Any = None
+    error: ErrorOut | None = None
+    progress: Any = None
+    worker_id: str | None = None
+    fence: int
+    history: list[AttemptOut]
+    created_by: str | None = None
+
+
+class RemovedOut(WireModel):
+    id: str
+    status: Literal["removed"] = "removed"
+
+
+class ErrorBody(BaseModel):
+    """Every error response: what went wrong, in words, and which fields."""
+
+    error: str
+    detail: str
+    fields: dict[str, str] | None = None
+
+
+class HealthOut(BaseModel):
+    status: str

@@ -1,0 +1,65 @@
+"""The worker process's entry point: wiring, signals, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from dependency_injector import providers
+
+from infrastructure.logging import configure_logging, get_logger
+from infrastructure.settings import Settings
+from interfaces.container import Container, new_worker_id, resolve
+from interfaces.workers.worker import Worker
+
+
+def run_worker(settings: Settings) -> int:
+    configure_logging(settings.log_level, settings.log_format)
+    return asyncio.run(_serve(settings))
+
+
+async def _serve(settings: Settings) -> int:
+    container = Container()
+    container.settings.override(providers.Object(settings))
+    await container.init_resources()  # type: ignore[misc]
+    # Sync handlers run in threads: one per slot, so none waits for a free thread.
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=settings.worker_concurrency))
+    worker = Worker(
+        await resolve(container.queue),
+        await resolve(container.process_task),
+        await resolve(container.recover_stalled),
+        queues=settings.worker_queue_list,
+        concurrency=settings.worker_concurrency,
+        worker_id=new_worker_id(),
+        lease_ms=settings.lock_ttl_ms,
+        grace_s=settings.shutdown_grace_ms / 1000,
+        clock=container.clock(),
+        log=get_logger("conveyor.worker"),
+    )
+    _install_signals(loop, worker)
+    try:
+        await worker.run()
+    finally:
+        await container.shutdown_resources()  # type: ignore[misc]
+    return 0
+
+
+def _install_signals(loop: asyncio.AbstractEventLoop, worker: Worker) -> None:
+    log = get_logger("conveyor.worker")
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            log.info("worker.stopping", signal=signal.Signals(signum).name)
+            worker.stop()
+            return
+        # A second signal: leave now. Running tasks are recovered once their leases expire.
+        log.warning("worker.exit_now", signal=signal.Signals(signum).name)
+        os._exit(1)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
