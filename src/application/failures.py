@@ -1,13 +1,28 @@
-"""How an exception raised by a handler becomes a domain Failure."""
+"""What a handler hands back, made storable: its failure as a domain Failure, its result
+as plain JSON."""
 
 from __future__ import annotations
 
 import traceback
+from typing import Any
+
+from pydantic import TypeAdapter
+from pydantic_core import PydanticSerializationError
 
 from application.handlers import NonRetryableError, RetryAfter
 from domain.task import Failure, TaskError
 
 _TRACEBACK_LIMIT = 2_000  # characters kept: the end, where the cause is
+_JSON = TypeAdapter(Any)
+
+
+def json_value(result: Any) -> Any:
+    """The result as JSON data (models, dataclasses, dates converted); ValueError if it
+    has no JSON form."""
+    try:
+        return _JSON.dump_python(result, mode="json")
+    except PydanticSerializationError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def failure_from(exc: BaseException) -> Failure:

@@ -12,11 +12,11 @@ from typing import Any
 
 from application.clock import Clock
 from application.execution import AbortReason, Execution
-from application.failures import failure_from, timeout_failure
-from application.handlers import Logger, TaskContext
+from application.failures import failure_from, json_value, timeout_failure
+from application.handlers import Logger, NonRetryableError, TaskContext
 from application.lease import LeaseKeeper
 from application.registry import TaskRegistry, TaskType
-from domain.errors import LockLost, LockNotAcquired, SchedulerError
+from domain.errors import LockLost, LockNotAcquired, QueueUnavailable, SchedulerError
 from domain.ports import ILockService, ITaskQueue, Lease
 from domain.task import Failure, Task, TaskError, TaskStatus
 
@@ -162,7 +162,10 @@ class ProcessTask:
         now = self._clock()
         exc = handler.exception()
         if exc is None:
-            return task.complete(handler.result(), now)
+            try:
+                return task.complete(json_value(handler.result()), now)
+            except ValueError as unstorable:
+                exc = NonRetryableError(f"the handler's result cannot be stored: {unstorable}")
         self._log.debug("task.raised", error=repr(exc))
         return task.fail(failure_from(exc), now, self._rng)
 
@@ -174,13 +177,32 @@ class ProcessTask:
 
     async def _settle(self, outcome: Task, *, announce: bool = True) -> Task | None:
         try:
-            await self._queue.settle(outcome)
+            await self._write_outcome(outcome)
         except LockLost as exc:
             self._log.warning("task.outcome_refused", reason=str(exc))
+            return None
+        except QueueUnavailable as exc:
+            # The lease runs out while Redis is away: the task is recovered as a stall.
+            self._log.error("task.outcome_not_recorded", reason=str(exc))
             return None
         if announce:
             self._log_outcome(outcome)
         return outcome
+
+    async def _write_outcome(self, outcome: Task) -> None:
+        """Settle, retrying while Redis is unreachable for at most half the lease."""
+        give_up_at = self._clock() + self._policy.lock_ttl_ms // 2
+        delay_s = 0.05
+        while True:
+            try:
+                await self._queue.settle(outcome)
+                return
+            except QueueUnavailable as exc:
+                if self._clock() + delay_s * 1000 >= give_up_at:
+                    raise
+                self._log.warning("task.settle_retry", reason=str(exc), retry_in_s=delay_s)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, 1.0)
 
     def _log_outcome(self, task: Task) -> None:
         last = task.history[-1] if task.history else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -43,7 +44,11 @@ class Backoff:
     jitter: bool = True
 
     def delay_for(self, attempt: int, rng: Random) -> int:
-        ceiling = min(float(self.max_delay_ms), self.delay_ms * self.factor ** max(attempt - 1, 0))
+        try:
+            grown = self.delay_ms * self.factor ** max(attempt - 1, 0)
+        except OverflowError:  # a long series with a large factor: the cap applies anyway
+            grown = math.inf
+        ceiling = min(float(self.max_delay_ms), grown)
         return int(rng.uniform(0, ceiling)) if self.jitter else int(ceiling)
 
 

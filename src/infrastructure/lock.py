@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from pottery import AIORedlock
-from pottery.exceptions import PotteryError
+from pottery.exceptions import PrimitiveError, QuorumIsImpossible
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -40,15 +40,18 @@ class RedlockService:
         lock = TaskRedlock(
             key=resource,
             masters=self._masters,
+            raise_on_redis_errors=True,
             auto_release_time=ttl_ms / 1000,
             num_extensions=sys.maxsize if max_extensions is None else max_extensions,
         )
         try:
             acquired = await lock.acquire(blocking=False)
-        except (PotteryError, RedisError) as exc:
+        except QuorumIsImpossible as exc:
+            raise LockNotAcquired(self._no_quorum(lock, exc)) from exc
+        except (PrimitiveError, RedisError) as exc:
             raise LockNotAcquired(f"{lock.key}: {exc!r}") from exc
         if not acquired:
-            raise LockNotAcquired(f"{lock.key} is held elsewhere (or no quorum answered)")
+            raise LockNotAcquired(f"{lock.key} is held by another worker")
         token = str(next(self._tokens))
         self._held[token] = lock
         return Lease(resource, ttl_ms, token)
@@ -59,12 +62,24 @@ class RedlockService:
             raise LockLost(f"lock:{lease.resource} is not held")
         try:
             await lock.extend()
-        except PotteryError as exc:  # ExtendUnlockedLock, TooManyExtensions, quorum errors
-            raise LockLost(f"{lock.key}: {exc!r}") from exc
+        except QuorumIsImpossible as exc:
+            raise LockLost(self._no_quorum(lock, exc)) from exc
+        except PrimitiveError as exc:  # ExtendUnlockedLock, TooManyExtensions
+            raise LockLost(f"{lock.key}: {type(exc).__name__}") from exc
 
     async def release(self, lease: Lease) -> None:
         lock = self._held.pop(lease.token, None)
         if lock is None:
             return
-        with contextlib.suppress(PotteryError):  # expired already: nothing left to give up
+        # Expired already, or its masters are down: either way it frees itself at its TTL.
+        with contextlib.suppress(PrimitiveError, RedisError):
             await lock.release()
+
+    def _no_quorum(self, lock: TaskRedlock, exc: QuorumIsImpossible) -> str:
+        errors = getattr(exc, "redis_errors", [])
+        return (
+            f"{lock.key}: no quorum: {len(errors)} of {len(self._masters)} Redlock masters "
+            f"unreachable ({errors[0]!r})"
+            if errors
+            else f"{lock.key}: no quorum"
+        )

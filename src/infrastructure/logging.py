@@ -44,7 +44,9 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers[:] = []
         uvicorn_logger.propagate = True
-    logging.getLogger("pottery").setLevel(logging.WARNING)
+    # pottery logs a traceback for every unreachable master; the lock adapter reports
+    # the same failure once, as a domain error with the reason.
+    logging.getLogger("pottery").setLevel(logging.CRITICAL)
     logging.captureWarnings(True)
     structlog.configure(
         processors=[

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from domain.errors import TaskNotFound
+from domain.errors import QueueUnavailable, TaskNotFound
 from domain.ports import ClaimBatch, Enqueued, EnqueueOutcome
 from domain.task import Task, TaskStatus
 from infrastructure.redis import codec
@@ -27,10 +30,26 @@ from infrastructure.redis.scripts import (
 _QUEUE_REFRESH_S = 60.0  # re-announce a queue in the registry set at most this often
 _BLOCK_SLACK_S = 1.0  # Redis's own timeout, a backstop behind the local timer
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 
 @lru_cache(maxsize=1024)
 def keys_of(queue: str) -> QueueKeys:
     return QueueKeys(queue)
+
+
+def _reachable(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Report a Redis that cannot be reached as the domain's QueueUnavailable."""
+
+    @functools.wraps(method)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise QueueUnavailable(f"Redis is unreachable: {exc}") from exc
+
+    return call
 
 
 class RedisTaskQueue:
@@ -46,6 +65,7 @@ class RedisTaskQueue:
         self._window_ms = idempotency_window_ms
         self._announced: dict[str, float] = {}
 
+    @_reachable
     async def enqueue(self, tasks: Sequence[Task]) -> list[Enqueued]:
         if len(tasks) == 1:
             replies = [await self._enqueue_one(tasks[0], self._redis)]
@@ -82,6 +102,7 @@ class RedisTaskQueue:
             await self._redis.sadd(QUEUES, *fresh)
             self._announced.update(dict.fromkeys(fresh, now))
 
+    @_reachable
     async def get(self, task_id: str, queue: str | None = None) -> Task:
         queues = [queue] if queue else sorted(await self._redis.smembers(QUEUES))
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -92,6 +113,7 @@ class RedisTaskQueue:
             raise TaskNotFound(task_id)
         return codec.decode(found[0])
 
+    @_reachable
     async def claim(
         self, queue: str, worker_id: str, limit: int, lease_ms: int, now: int
     ) -> ClaimBatch:
@@ -112,6 +134,7 @@ class RedisTaskQueue:
         tasks = [codec.decode(fields) for fields in reply[1:]]
         return ClaimBatch(tasks, None if next_due < 0 else next_due)
 
+    @_reachable
     async def wait_for_work(self, queues: Sequence[str], timeout_ms: int) -> None:
         if timeout_ms <= 0:
             return
@@ -132,6 +155,7 @@ class RedisTaskQueue:
         if done:
             block.result()
 
+    @_reachable
     async def settle(self, task: Task, *, lease_expired_by: int | None = None) -> None:
         keys = keys_of(task.queue)
         present, absent = codec.encode_changes(task)
@@ -158,6 +182,7 @@ class RedisTaskQueue:
         )
         raise_for(int(code), task.id)
 
+    @_reachable
     async def extend_lease(self, task: Task, lease_ms: int, now: int) -> None:
         keys = keys_of(task.queue)
         code = await self._scripts.extend_lease(
@@ -165,6 +190,7 @@ class RedisTaskQueue:
         )
         raise_for(int(code), task.id)
 
+    @_reachable
     async def set_progress(self, task: Task, progress: Any) -> None:
         code = await self._scripts.set_progress(
             keys=[keys_of(task.queue).task(task.id)],
@@ -172,6 +198,7 @@ class RedisTaskQueue:
         )
         raise_for(int(code), task.id)
 
+    @_reachable
     async def expired(self, queue: str, now: int, limit: int) -> list[Task]:
         keys = keys_of(queue)
         ids = cast(
@@ -186,6 +213,7 @@ class RedisTaskQueue:
             found = await pipe.execute()
         return [codec.decode(fields) for fields in found if fields]
 
+    @_reachable
     async def remove(self, task: Task) -> None:
         keys = keys_of(task.queue)
         code = await self._scripts.remove_task(

@@ -1,0 +1,502 @@
+"""ITaskQueue contract: the in-memory fake and RedisTaskQueue must behave alike."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from random import Random
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from application.clock import system_clock
+from domain.errors import DuplicateTask, LockLost, TaskActive, TaskNotFound
+from domain.ports import EnqueueOutcome, ITaskQueue
+from domain.task import Backoff, Failure, Task, TaskError, TaskStatus
+from infrastructure.redis.queue import RedisTaskQueue
+from tests.fakes import InMemoryTaskQueue
+
+T0 = 1_700_000_000_000
+LEASE_MS = 1_000
+WINDOW_MS = 60_000
+QUEUE = "contract"
+
+MakeQueue = Callable[[int], ITaskQueue]
+
+
+@pytest.fixture(params=["fake", "redis"])
+def make_queue(request: pytest.FixtureRequest) -> MakeQueue:
+    """Adapters with a given idempotency window, all over one store."""
+    if request.param == "fake":
+        return lambda window_ms: InMemoryTaskQueue(window_ms, clock=system_clock)
+    client: Redis = request.getfixturevalue("redis")
+    return lambda window_ms: RedisTaskQueue(client, idempotency_window_ms=window_ms)
+
+
+@pytest.fixture
+def queue(make_queue: MakeQueue) -> ITaskQueue:
+    return make_queue(WINDOW_MS)
+
+
+def make_task(task_id: str, **changes: Any) -> Task:
+    fields: dict[str, Any] = {
+        "name": "echo",
+        "payload": {"n": 1},
+        "created_at": T0,
+        "run_at": T0,
+        "queue": QUEUE,
+        "backoff": Backoff(delay_ms=100, jitter=False),
+    }
+    fields.update(changes)
+    if fields["run_at"] > T0 and "status" not in changes:
+        fields["status"] = TaskStatus.DELAYED
+    return Task(id=task_id, **fields)
+
+
+async def claim(queue: ITaskQueue, limit: int = 1, now: int = T0) -> list[Task]:
+    return (await queue.claim(QUEUE, "worker-1", limit, LEASE_MS, now)).tasks
+
+
+async def claim_one(queue: ITaskQueue, now: int = T0) -> Task:
+    (task,) = await claim(queue, 1, now)
+    return task
+
+
+async def enqueue_claimed(queue: ITaskQueue, task_id: str = "t1") -> Task:
+    await queue.enqueue([make_task(task_id)])
+    return await claim_one(queue)
+
+
+def failure(retryable: bool = True) -> Failure:
+    return Failure(TaskError("RuntimeError", "boom"), retryable=retryable)
+
+
+# --- storing and reading ------------------------------------------------------------------
+
+
+async def test_a_stored_task_reads_back_equal(queue: ITaskQueue) -> None:
+    task = make_task(
+        "t:1.a_b-c",
+        payload={"text": "héllo", "none": None, "nested": [1, 2.5, {"k": [True, None]}]},
+        priority=-7,
+        max_attempts=5,
+        timeout_ms=1234,
+        created_by="alice",
+    )
+
+    (enqueued,) = await queue.enqueue([task])
+
+    assert enqueued.outcome is EnqueueOutcome.CREATED
+    assert await queue.get(task.id, QUEUE) == task
+    assert await queue.get(task.id) == task
+
+
+async def test_get_of_an_unknown_id_raises_task_not_found(queue: ITaskQueue) -> None:
+    await queue.enqueue([make_task("t1")])
+
+    with pytest.raises(TaskNotFound):
+        await queue.get("nope")
+    with pytest.raises(TaskNotFound):
+        await queue.get("t1", "another-queue")
+
+
+# --- ordering -------------------------------------------------------------------------------
+
+
+async def test_claim_takes_lower_priority_first(queue: ITaskQueue) -> None:
+    priorities = {"a": 5, "b": -3, "c": 0, "d": 10, "e": -1_000_000, "f": 1_000_000}
+    await queue.enqueue([make_task(task_id, priority=p) for task_id, p in priorities.items()])
+
+    claimed = await claim(queue, limit=10)
+
+    assert [task.id for task in claimed] == ["e", "b", "c", "a", "d", "f"]
+
+
+async def test_equal_priorities_are_claimed_first_in_first_out(queue: ITaskQueue) -> None:
+    ids = ["z", "a", "m", "b", "y"]  # not sorted, so id order cannot pass for FIFO
+    for task_id in ids:
+        await queue.enqueue([make_task(task_id, priority=2)])
+
+    claimed = [(await claim_one(queue)).id for _ in ids]
+
+    assert claimed == ids
+
+
+async def test_claim_honours_its_limit(queue: ITaskQueue) -> None:
+    await queue.enqueue([make_task(f"t{i}") for i in range(5)])
+
+    assert len(await claim(queue, limit=2)) == 2
+    assert len(await claim(queue, limit=10)) == 3
+    assert await claim(queue, limit=10) == []
+
+
+# --- delays ---------------------------------------------------------------------------------
+
+
+async def test_a_delayed_task_is_claimed_at_its_run_at_not_before(queue: ITaskQueue) -> None:
+    await queue.enqueue([make_task("later", run_at=T0 + 1_000)])
+
+    early = await queue.claim(QUEUE, "w", 1, LEASE_MS, T0 + 999)
+    assert early.tasks == []
+    assert early.next_due_at == T0 + 1_000
+    assert (await queue.get("later")).status is TaskStatus.DELAYED
+
+    (task,) = (await queue.claim(QUEUE, "w", 1, LEASE_MS, T0 + 1_000)).tasks
+    assert task.id == "later"
+    assert task.status is TaskStatus.ACTIVE
+
+
+async def test_next_due_at_reports_the_earliest_delayed_task(queue: ITaskQueue) -> None:
+    assert (await queue.claim(QUEUE, "w", 1, LEASE_MS, T0)).next_due_at is None
+    await queue.enqueue([make_task("t500", run_at=T0 + 500), make_task("t200", run_at=T0 + 200)])
+
+    assert (await queue.claim(QUEUE, "w", 1, LEASE_MS, T0)).next_due_at == T0 + 200
+    # Something claimed: no need to tell when the next one is due.
+    batch = await queue.claim(QUEUE, "w", 1, LEASE_MS, T0 + 200)
+    assert [task.id for task in batch.tasks] == ["t200"]
+    assert batch.next_due_at is None
+
+
+async def test_a_due_task_queues_by_priority_then_by_when_it_became_ready(
+    queue: ITaskQueue,
+) -> None:
+    await queue.enqueue([make_task("delayed", run_at=T0 + 100)])
+    await queue.enqueue([make_task("ready")])
+    await queue.enqueue([make_task("urgent-later", run_at=T0 + 50, priority=-1)])
+
+    claimed = await claim(queue, limit=3, now=T0 + 100)
+
+    assert [task.id for task in claimed] == ["urgent-later", "ready", "delayed"]
+
+
+async def test_a_past_run_at_stored_as_delayed_is_claimable_at_once(queue: ITaskQueue) -> None:
+    await queue.enqueue([make_task("past", run_at=T0 - 5, status=TaskStatus.DELAYED)])
+
+    assert [task.id for task in await claim(queue)] == ["past"]
+
+
+# --- claims and fencing ---------------------------------------------------------------------
+
+
+async def test_a_claim_marks_the_task_active_for_its_worker(queue: ITaskQueue) -> None:
+    await queue.enqueue([make_task("t1")])
+
+    task = await claim_one(queue, now=T0 + 7)
+
+    assert task.status is TaskStatus.ACTIVE
+    assert task.worker_id == "worker-1"
+    assert task.started_at == T0 + 7
+    assert task.fence > 0
+    assert task.attempts == 0
+    assert await queue.get("t1") == task
+
+
+async def test_each_claim_gets_a_strictly_increasing_fence(queue: ITaskQueue) -> None:
+    await queue.enqueue([make_task(f"t{i}") for i in range(3)])
+    fences = [task.fence for task in await claim(queue, limit=2)]
+    fences.append((await claim_one(queue)).fence)
+    again = await queue.get("t0")
+    await queue.settle(again.returned(T0))
+    fences.append((await claim_one(queue)).fence)
+
+    assert fences == sorted(set(fences))
+    assert len(fences) == 4
+
+
+async def test_settle_with_a_stale_fence_raises_lock_lost(queue: ITaskQueue) -> None:
+    first = await enqueue_claimed(queue)
+    await queue.settle(first.returned(T0 + 1))
+    second = await claim_one(queue, now=T0 + 2)
+
+    with pytest.raises(LockLost):
+        await queue.settle(first.complete("late", T0 + 3))
+
+    await queue.settle(second.complete("on time", T0 + 3))
+    stored = await queue.get("t1")
+    assert stored.status is TaskStatus.COMPLETED
+    assert stored.result == "on time"
+
+
+async def test_settle_is_accepted_only_while_active(queue: ITaskQueue) -> None:
+    (enqueued,) = await queue.enqueue([make_task("t1")])
+    with pytest.raises(LockLost):
+        await queue.settle(enqueued.task.complete(None, T0))
+
+    task = await claim_one(queue)
+    await queue.settle(task.complete(None, T0 + 1))
+    with pytest.raises(LockLost):
+        await queue.settle(task.complete(None, T0 + 2))
+    assert (await queue.get("t1")).finished_at == T0 + 1
+
+
+async def test_complete_records_result_and_history(queue: ITaskQueue) -> None:
+    task = await enqueue_claimed(queue)
+
+    await queue.settle(task.complete({"answer": [4, 2]}, T0 + 10))
+
+    stored = await queue.get("t1")
+    assert stored.status is TaskStatus.COMPLETED
+    assert stored.result == {"answer": [4, 2]}
+    assert stored.attempts == 1
+    assert stored.finished_at == T0 + 10
+    assert [entry.outcome for entry in stored.history] == ["completed"]
+    assert await claim(queue, limit=5, now=T0 + 10_000) == []
+
+
+async def test_a_retryable_failure_is_delayed_then_claimable_again(queue: ITaskQueue) -> None:
+    task = await enqueue_claimed(queue)
+
+    await queue.settle(task.fail(failure(), T0 + 10, Random(0)))
+
+    stored = await queue.get("t1")
+    assert stored.status is TaskStatus.DELAYED
+    assert stored.run_at == T0 + 110  # Backoff(delay_ms=100, jitter=False), first attempt
+    assert stored.error == TaskError("RuntimeError", "boom")
+    assert stored.worker_id is None
+    assert await claim(queue, now=T0 + 109) == []
+    again = await claim_one(queue, now=T0 + 110)
+    assert again.attempts == 1
+    assert again.fence > task.fence
+
+
+async def test_a_final_failure_is_failed(queue: ITaskQueue) -> None:
+    task = await enqueue_claimed(queue)
+
+    await queue.settle(task.fail(failure(retryable=False), T0 + 10, Random(0)))
+
+    stored = await queue.get("t1")
+    assert stored.status is TaskStatus.FAILED
+    assert stored.finished_at == T0 + 10
+    assert stored.error == TaskError("RuntimeError", "boom")
+    assert await claim(queue, limit=5, now=T0 + 10**9) == []
+
+
+async def test_a_returned_task_is_waiting_again_behind_earlier_ones(queue: ITaskQueue) -> None:
+    task = await enqueue_claimed(queue)
+    await queue.enqueue([make_task("t2")])
+
+    await queue.settle(task.returned(T0 + 5))
+
+    stored = await queue.get("t1")
+    assert stored.status is TaskStatus.WAITING
+    assert stored.attempts == 0
+    assert stored.worker_id is None
+    assert [entry.outcome for entry in stored.history] == ["returned"]
+    assert [t.id for t in await claim(queue, limit=2, now=T0 + 5)] == ["t2", "t1"]
+
+
+async def test_a_settle_keeps_what_it_does_not_decide(queue: ITaskQueue) -> None:
+    task = await enqueue_claimed(queue)
+    await queue.set_progress(task, 42)
+
+    await queue.settle(task.complete("done", T0 + 1))
+
+    stored = await queue.get("t1")
+    assert stored.progress == 42
+    assert stored.fence == task.fence
+    assert stored.started_at == T0
+    assert stored.payload == {"n": 1}
+
+
+# --- leases ---------------------------------------------------------------------------------
+
+
+async def test_expired_lists_tasks_whose_lease_ended_before_now(queue: ITaskQueue) -> None:
+    await queue.enqueue([make_task("early"), make_task("late")])
+    await claim(queue, now=T0)
+    await claim(queue, now=T0 + 500)
+
+    assert await queue.expired(QUEUE, T0 + LEASE_MS, 10) == []
+    assert [t.id for t in await queue.expired(QUEUE, T0 + LEASE_MS + 1, 10)] == ["early"]
+    assert [t.id for t in await queue.expired(QUEUE, T0 + 10_000, 10)] == ["early", "late"]
+    assert [t.id for t in await queue.expired(QUEUE, T0 + 10_000, 1)] == ["early"]
+
+
+async def test_extend_lease_is_fenced_and_moves_the_deadline(queue: ITaskQueue) -> None:
+    first = await enqueue_claimed(queue)
+    await queue.settle(first.returned(T0))
+    task = await claim_one(queue)
+
+    with pytest.raises(LockLost):
+        await queue.extend_lease(first, LEASE_MS, T0 + 500)
+    await queue.extend_lease(task, LEASE_MS, T0 + 500)
+
+    assert await queue.expired(QUEUE, T0 + 1_500, 10) == []
+    assert [t.id for t in await queue.expired(QUEUE, T0 + 1_501, 10)] == ["t1"]
+    await queue.settle(task.complete(None, T0 + 600))
+    with pytest.raises(LockLost):
+        await queue.extend_lease(task, LEASE_MS, T0 + 700)
+
+
+async def test_a_stall_is_settled_only_once_the_lease_ran_out(queue: ITaskQueue) -> None:
+    task = await enqueue_claimed(queue)
+    deadline = T0 + LEASE_MS
+
+    too_early = task.stalled(deadline, 3, Random(0))
+    with pytest.raises(LockLost):
+        await queue.settle(too_early, lease_expired_by=deadline)
+
+    stalled = task.stalled(deadline + 1, 3, Random(0))
+    await queue.settle(stalled, lease_expired_by=deadline + 1)
+    stored = await queue.get("t1")
+    assert stored.status is TaskStatus.DELAYED
+    assert stored.stalls == 1
+    assert stored.attempts == 0
+    assert await queue.expired(QUEUE, T0 + 10**6, 10) == []
+
+
+async def test_set_progress_is_fenced(queue: ITaskQueue) -> None:
+    first = await enqueue_claimed(queue)
+    await queue.settle(first.returned(T0))
+    task = await claim_one(queue)
+
+    await queue.set_progress(task, {"done": 3, "of": 10})
+    with pytest.raises(LockLost):
+        await queue.set_progress(first, {"done": 9})
+
+    assert (await queue.get("t1")).progress == {"done": 3, "of": 10}
+    await queue.settle(task.complete(None, T0 + 1))
+    with pytest.raises(LockLost):
+        await queue.set_progress(task, {"done": 10})
+
+
+# --- idempotency and removal ----------------------------------------------------------------
+
+
+async def test_a_repeated_enqueue_answers_the_stored_task(queue: ITaskQueue) -> None:
+    await queue.enqueue([make_task("t1", payload={"a": 1, "b": [1, 2]})])
+    claimed = await claim_one(queue)
+
+    (again,) = await queue.enqueue(
+        [make_task("t1", payload={"b": [1, 2], "a": 1}, priority=9, created_at=T0 + 5)]
+    )
+
+    assert again.outcome is EnqueueOutcome.EXISTING
+    assert again.task == claimed
+    assert await claim(queue, limit=5) == []
+
+
+@pytest.mark.parametrize(
+    "changes", [{"payload": {"n": 2}}, {"name": "other"}], ids=["payload", "name"]
+)
+async def test_the_same_id_with_another_request_is_a_duplicate(
+    queue: ITaskQueue, changes: dict[str, Any]
+) -> None:
+    await queue.enqueue([make_task("t1")])
+
+    with pytest.raises(DuplicateTask) as raised:
+        await queue.enqueue([make_task("t1", **changes)])
+
+    assert raised.value.task_id == "t1"
+    assert (await queue.get("t1")).payload == {"n": 1}
+
+
+async def test_a_bulk_enqueue_raises_for_its_first_duplicate(queue: ITaskQueue) -> None:
+    await queue.enqueue([make_task("b"), make_task("d")])
+
+    with pytest.raises(DuplicateTask) as raised:
+        await queue.enqueue(
+            [make_task("a"), make_task("b", payload={}), make_task("c"), make_task("d", name="x")]
+        )
+
+    assert raised.value.task_id == "b"
+
+
+async def test_the_same_id_twice_in_one_bulk_is_stored_once(queue: ITaskQueue) -> None:
+    results = await queue.enqueue([make_task("t1"), make_task("t1")])
+
+    assert [r.outcome for r in results] == [EnqueueOutcome.CREATED, EnqueueOutcome.EXISTING]
+    assert len(await claim(queue, limit=5)) == 1
+
+
+async def test_an_active_task_cannot_be_removed(queue: ITaskQueue) -> None:
+    task = await enqueue_claimed(queue)
+
+    with pytest.raises(TaskActive):
+        await queue.remove(task)
+
+    assert (await queue.get("t1")).status is TaskStatus.ACTIVE
+
+
+async def test_a_removed_id_stays_reserved(queue: ITaskQueue) -> None:
+    task = await enqueue_claimed(queue)
+    await queue.settle(task.complete(None, T0 + 1))
+
+    await queue.remove(await queue.get("t1"))
+
+    with pytest.raises(TaskNotFound):
+        await queue.get("t1")
+    (again,) = await queue.enqueue([make_task("t1")])
+    assert again.outcome is EnqueueOutcome.REMOVED
+    assert again.task.id == "t1"
+    with pytest.raises(TaskNotFound):
+        await queue.get("t1")
+    with pytest.raises(DuplicateTask):
+        await queue.enqueue([make_task("t1", payload={"n": 2})])
+    with pytest.raises(TaskNotFound):
+        await queue.remove(task)
+
+
+async def test_a_waiting_or_delayed_task_can_be_removed(queue: ITaskQueue) -> None:
+    await queue.enqueue([make_task("now"), make_task("later", run_at=T0 + 100)])
+
+    for task_id in ("now", "later"):
+        await queue.remove(await queue.get(task_id))
+
+    assert await claim(queue, limit=5, now=T0 + 1_000) == []
+    batch = await queue.claim(QUEUE, "w", 5, LEASE_MS, T0)
+    assert batch.next_due_at is None
+
+
+async def test_a_removed_id_is_free_again_after_the_window(make_queue: MakeQueue) -> None:
+    queue = make_queue(300)
+    await queue.enqueue([make_task("t1")])
+    await queue.remove(await queue.get("t1"))
+
+    async def created() -> None:
+        while True:
+            with contextlib.suppress(DuplicateTask):
+                (result,) = await queue.enqueue([make_task("t1", payload={"n": 2})])
+                assert result.outcome is EnqueueOutcome.CREATED
+                return
+            await asyncio.sleep(0.02)
+
+    with pytest.raises(DuplicateTask):
+        await queue.enqueue([make_task("t1", payload={"n": 2})])
+    # Until the window ends, another request for the id is a duplicate; then it is stored.
+    with pytest.raises(DuplicateTask):
+        await queue.enqueue([make_task("t1", payload={"n": 3})])
+    await asyncio.wait_for(created(), timeout=3)
+    assert (await queue.get("t1")).payload == {"n": 2}
+
+
+# --- bulk and waking ------------------------------------------------------------------------
+
+
+async def test_a_bulk_enqueue_stores_every_task(queue: ITaskQueue) -> None:
+    tasks = [make_task(f"bulk-{i:04}", priority=i % 7) for i in range(500)]
+
+    results = await queue.enqueue(tasks)
+
+    assert {r.outcome for r in results} == {EnqueueOutcome.CREATED}
+    assert [r.task.id for r in results] == [t.id for t in tasks]
+    claimed = await claim(queue, limit=1_000)
+    expected = sorted(tasks, key=lambda t: (t.priority, int(t.id.split("-")[1])))
+    assert [t.id for t in claimed] == [t.id for t in expected]
+
+
+async def test_an_empty_enqueue_stores_nothing(queue: ITaskQueue) -> None:
+    assert await queue.enqueue([]) == []
+
+
+async def test_wait_for_work_wakes_when_a_task_is_enqueued(queue: ITaskQueue) -> None:
+    await queue.wait_for_work([QUEUE], 20)  # nothing there: returns after its timeout
+    waiter = asyncio.ensure_future(queue.wait_for_work(["other", QUEUE], 10_000))
+    await asyncio.sleep(0.02)
+    assert not waiter.done()
+
+    await queue.enqueue([make_task("t1")])
+
+    await asyncio.wait_for(waiter, timeout=2)

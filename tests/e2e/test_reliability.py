@@ -1,0 +1,108 @@
+"""The execution guarantees under failure: lock renewal, fencing, crashes, chaos."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from tests.conftest import TEST_REDIS_URL
+from tests.e2e.conftest import LOCK_TTL_MS, Cluster, Proc, wait_until
+
+PROBES = {"CONVEYOR_TASK_MODULES": "infrastructure.tasks.demo,tests.e2e.probe_tasks"}
+
+
+@pytest.fixture
+def records() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(TEST_REDIS_URL, decode_responses=True)
+    yield client
+    client.close()
+
+
+def starts(records: redis.Redis, key: str) -> list[str]:
+    return list(records.lrange(f"probe:{key}:starts", 0, -1))
+
+
+def logged(proc: Proc, *events: str) -> bool:
+    return any(line.get("event") in events for line in proc.lines())
+
+
+def test_a_task_running_three_ttls_beside_idle_workers_runs_once(
+    cluster: Cluster, records: redis.Redis
+) -> None:
+    cluster.env.update(PROBES)
+    cluster.api()
+    for _ in range(3):
+        cluster.worker()
+    task = cluster.enqueue(taskName="probe", payload={"key": "long", "ms": 3 * LOCK_TTL_MS})
+    done = cluster.wait_status(task["id"], "completed", timeout_s=30)
+    assert len(starts(records, "long")) == 1
+    assert done["stalls"] == 0
+    assert [entry["outcome"] for entry in done["history"]] == ["completed"]
+
+
+def test_a_paused_worker_past_its_ttl_cannot_record_an_outcome(
+    cluster: Cluster, records: redis.Redis
+) -> None:
+    cluster.env.update(PROBES)
+    cluster.api()
+    paused = cluster.worker()
+    task = cluster.enqueue(taskName="probe", payload={"key": "paused", "ms": 2 * LOCK_TTL_MS})
+    wait_until(lambda: starts(records, "paused"), what="the handler to start")
+    paused.signal(signal.SIGSTOP)
+    cluster.worker()
+    done = cluster.wait_status(task["id"], "completed", timeout_s=30)
+    paused.signal(signal.SIGCONT)
+    wait_until(
+        lambda: logged(paused, "lease.lost", "task.outcome_refused"),
+        what="the paused worker to find its lease gone",
+    )
+    final = cluster.task(task["id"])
+    assert final == done  # the record is the second worker's, untouched
+    assert [entry["outcome"] for entry in final["history"]] == ["stalled", "completed"]
+    first_pid = starts(records, "paused")[0].split(":")[0]
+    assert final["history"][0]["workerId"].split(":")[1] == first_pid
+    assert final["workerId"].split(":")[1] != first_pid
+
+
+def test_chaos_every_task_completes_once_while_workers_are_killed(
+    cluster: Cluster, records: redis.Redis
+) -> None:
+    cluster.env.update(PROBES)
+    cluster.api()
+    ids = []
+    for n in range(2_000):
+        body = {"key": f"c{n}", "ms": random.randint(20, 120)}
+        ids.append(cluster.enqueue(taskName="probe", payload=body)["id"])
+
+    def settled() -> bool:
+        counts = {s: records.zcard(f"conveyor:{{default}}:{s}") for s in ("completed", "failed")}
+        return counts["completed"] + counts["failed"] == len(ids)
+
+    workers = [cluster.worker("--concurrency", "10") for _ in range(3)]
+    killed: set[str] = set()
+    while not settled() and len(killed) < 12:
+        time.sleep(random.uniform(0.3, 1.0))
+        victim = workers.pop(random.randrange(len(workers)))
+        killed.add(str(victim.pid))
+        victim.signal(signal.SIGKILL)
+        victim.wait()
+        workers.append(cluster.worker("--concurrency", "10"))
+    wait_until(settled, timeout_s=120, what="every chaos task to settle")
+    repeated = 0
+    for n, task_id in enumerate(ids):
+        task = cluster.task(task_id)
+        assert task["status"] == "completed", task
+        outcomes = Counter(entry["outcome"] for entry in task["history"])
+        assert outcomes["completed"] == 1
+        runs = starts(records, f"c{n}")
+        if len(runs) > 1:
+            repeated += 1
+            # Only an execution cut short by a killed worker may repeat.
+            assert {run.split(":")[0] for run in runs[:-1]} <= killed, runs
+    print(f"chaos: {len(killed)} workers killed, {repeated} of {len(ids)} tasks ran twice")

@@ -1,0 +1,218 @@
+"""EnqueueTask: type defaults, request overrides, validation and due times, on the fake queue."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from pydantic import BaseModel, Field
+
+from application.enqueue_task import EnqueueRequest, EnqueueTask
+from application.handlers import TaskContext
+from application.registry import TaskRegistry, TaskType
+from domain.errors import DuplicateTask, InvalidTask, TaskNotFound, UnknownTaskType
+from domain.ports import EnqueueOutcome
+from domain.task import Backoff, TaskStatus
+from tests.fakes import InMemoryTaskQueue, ManualClock
+
+NOW = 1_700_000_000_000
+DEFAULT_TIMEOUT_MS = 60_000
+GREET_BACKOFF = Backoff(delay_ms=50, factor=3.0, max_delay_ms=1_000, jitter=False)
+
+
+class Greeting(BaseModel):
+    x: int
+    name: str = "world"
+    tags: list[str] = Field(default_factory=list)
+
+
+async def greet(payload: Greeting, ctx: TaskContext) -> str:
+    return f"hello {payload.name}"
+
+
+def plain(payload: Greeting, ctx: TaskContext) -> None:
+    return None
+
+
+@pytest.fixture
+def queue() -> InMemoryTaskQueue:
+    return InMemoryTaskQueue(60_000, ManualClock(NOW))
+
+
+@pytest.fixture
+def enqueue(queue: InMemoryTaskQueue) -> EnqueueTask:
+    registry = TaskRegistry()
+    registry.add(
+        TaskType(
+            "greet",
+            Greeting,
+            greet,
+            queue="greetings",
+            attempts=5,
+            backoff=GREET_BACKOFF,
+            timeout_ms=1_234,
+            priority=4,
+        ),
+        TaskType("plain", Greeting, plain),
+    )
+    ids = (f"gen-{n}" for n in itertools.count(1))
+    return EnqueueTask(queue, registry, ManualClock(NOW), lambda: next(ids), DEFAULT_TIMEOUT_MS)
+
+
+async def test_a_request_gets_its_task_types_defaults(
+    enqueue: EnqueueTask, queue: InMemoryTaskQueue
+) -> None:
+    enqueued = await enqueue.execute(EnqueueRequest("greet", {"x": 1}))
+
+    task = enqueued.task
+    assert enqueued.outcome is EnqueueOutcome.CREATED
+    assert task.id == "gen-1"
+    assert task.name == "greet"
+    assert task.payload == {"x": 1, "name": "world", "tags": []}  # validated, defaults filled
+    assert (task.queue, task.priority, task.max_attempts) == ("greetings", 4, 5)
+    assert task.backoff == GREET_BACKOFF
+    assert task.timeout_ms == 1_234
+    assert (task.status, task.created_at, task.run_at) == (TaskStatus.WAITING, NOW, NOW)
+    assert task.attempts == 0
+    assert await queue.get("gen-1", "greetings") == task
+
+
+async def test_a_type_without_a_timeout_gets_the_configured_default(
+    enqueue: EnqueueTask,
+) -> None:
+    task = (await enqueue.execute(EnqueueRequest("plain", {"x": 1}))).task
+
+    assert task.timeout_ms == DEFAULT_TIMEOUT_MS
+    assert (task.queue, task.priority, task.max_attempts) == ("default", 0, 3)
+    assert task.backoff == Backoff()
+
+
+async def test_a_request_overrides_the_defaults(
+    enqueue: EnqueueTask, queue: InMemoryTaskQueue
+) -> None:
+    backoff = Backoff(delay_ms=10, factor=1.0, jitter=False)
+    request = EnqueueRequest(
+        "greet",
+        {"x": 2, "name": "ada"},
+        task_id="mine",
+        queue="elsewhere",
+        priority=0,
+        attempts=1,
+        backoff=backoff,
+        timeout_ms=99,
+        created_by="producer-1",
+    )
+
+    task = (await enqueue.execute(request)).task
+
+    assert task.id == "mine"
+    assert task.payload == {"x": 2, "name": "ada", "tags": []}
+    assert (task.queue, task.priority, task.max_attempts) == ("elsewhere", 0, 1)
+    assert (task.backoff, task.timeout_ms, task.created_by) == (backoff, 99, "producer-1")
+    assert await queue.get("mine") == task
+
+
+async def test_an_unknown_task_name_is_rejected(
+    enqueue: EnqueueTask, queue: InMemoryTaskQueue
+) -> None:
+    with pytest.raises(UnknownTaskType) as raised:
+        await enqueue.execute(EnqueueRequest("nope", {"x": 1}, task_id="t1"))
+
+    assert raised.value.field == "taskName"
+    with pytest.raises(TaskNotFound):
+        await queue.get("t1")
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"x": "not a number"}, "payload.x"),
+        ({}, "payload.x"),
+        ({"x": 1, "tags": ["a", 7]}, "payload.tags.1"),
+    ],
+)
+async def test_an_invalid_payload_is_rejected_naming_the_field(
+    enqueue: EnqueueTask, queue: InMemoryTaskQueue, payload: dict[str, object], field: str
+) -> None:
+    with pytest.raises(InvalidTask) as raised:
+        await enqueue.execute(EnqueueRequest("greet", payload, task_id="t1"))
+
+    assert raised.value.field == field
+    assert field in raised.value.fields
+    with pytest.raises(TaskNotFound):
+        await queue.get("t1")
+
+
+async def test_an_invalid_id_is_rejected(enqueue: EnqueueTask) -> None:
+    with pytest.raises(InvalidTask) as raised:
+        await enqueue.execute(EnqueueRequest("greet", {"x": 1}, task_id="no spaces"))
+
+    assert raised.value.field == "customJobId"
+
+
+async def test_a_bulk_request_is_accepted_or_rejected_whole(
+    enqueue: EnqueueTask, queue: InMemoryTaskQueue
+) -> None:
+    requests = [
+        EnqueueRequest("greet", {"x": 1}, task_id="ok-1"),
+        EnqueueRequest("greet", {"x": "bad"}, task_id="bad"),
+    ]
+
+    with pytest.raises(InvalidTask):
+        await enqueue.execute_many(requests)
+
+    with pytest.raises(TaskNotFound):
+        await queue.get("ok-1")
+
+
+async def test_a_bulk_request_stores_every_task(enqueue: EnqueueTask) -> None:
+    requests = [EnqueueRequest("plain", {"x": n}) for n in range(50)]
+
+    results = await enqueue.execute_many(requests)
+
+    assert [r.task.id for r in results] == [f"gen-{n}" for n in range(1, 51)]
+    assert {r.outcome for r in results} == {EnqueueOutcome.CREATED}
+
+
+async def test_run_at_in_the_past_means_now(enqueue: EnqueueTask) -> None:
+    task = (await enqueue.execute(EnqueueRequest("greet", {"x": 1}, run_at=NOW - 60_000))).task
+
+    assert task.run_at == NOW
+    assert task.status is TaskStatus.WAITING
+
+
+async def test_run_at_in_the_future_delays_the_task(
+    enqueue: EnqueueTask, queue: InMemoryTaskQueue
+) -> None:
+    task = (await enqueue.execute(EnqueueRequest("plain", {"x": 1}, run_at=NOW + 1))).task
+
+    assert (task.status, task.run_at) == (TaskStatus.DELAYED, NOW + 1)
+    assert (await queue.claim("default", "w", 1, 1_000, NOW)).next_due_at == NOW + 1
+
+
+async def test_delay_ms_delays_the_task(enqueue: EnqueueTask, queue: InMemoryTaskQueue) -> None:
+    task = (await enqueue.execute(EnqueueRequest("plain", {"x": 1}, delay_ms=2_500))).task
+
+    assert (task.status, task.run_at) == (TaskStatus.DELAYED, NOW + 2_500)
+    assert (await queue.claim("default", "w", 1, 1_000, NOW + 2_499)).tasks == []
+    claimed = (await queue.claim("default", "w", 1, 1_000, NOW + 2_500)).tasks
+    assert [t.id for t in claimed] == [task.id]
+
+
+@pytest.mark.parametrize("delay_ms", [0, -5])
+async def test_no_positive_delay_means_waiting(enqueue: EnqueueTask, delay_ms: int) -> None:
+    task = (await enqueue.execute(EnqueueRequest("plain", {"x": 1}, delay_ms=delay_ms))).task
+
+    assert (task.status, task.run_at) == (TaskStatus.WAITING, NOW)
+
+
+async def test_a_repeated_request_answers_the_existing_task(enqueue: EnqueueTask) -> None:
+    first = await enqueue.execute(EnqueueRequest("greet", {"x": 1}, task_id="t1"))
+
+    # The stored payload is normalized, so an explicit default is the same request.
+    again = await enqueue.execute(EnqueueRequest("greet", {"x": 1, "name": "world"}, task_id="t1"))
+
+    assert again.outcome is EnqueueOutcome.EXISTING
+    assert again.task == first.task
+    with pytest.raises(DuplicateTask):
+        await enqueue.execute(EnqueueRequest("greet", {"x": 2}, task_id="t1"))

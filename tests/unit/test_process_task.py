@@ -1,0 +1,541 @@
+"""ProcessTask and RecoverStalled against the in-memory queue and lock fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from random import Random
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from application.execution import AbortReason, Execution
+from application.handlers import NonRetryableError, RetryAfter, TaskCancelled, TaskContext
+from application.process_task import ProcessPolicy, ProcessTask
+from application.recover_stalled import RecoverStalled
+from application.registry import TaskRegistry, TaskType
+from domain.ports import Lease
+from domain.task import Backoff, Task, TaskStatus
+from tests.fakes import (
+    Clock,
+    InMemoryLockService,
+    InMemoryTaskQueue,
+    ManualClock,
+    RecordingLog,
+    eventually,
+    monotonic_ms,
+)
+
+NOW = 1_700_000_000_000
+POLICY = ProcessPolicy(
+    lock_ttl_ms=300,
+    lock_tries=3,
+    lock_retry_delay_ms=10,
+    lock_retry_jitter_ms=5,
+    lock_denied_delay_ms=5_000,
+    shutdown_grace_ms=1_000,
+)
+BACKOFF = Backoff(delay_ms=100, factor=2.0, jitter=False)
+WAIT_S = 5.0  # bound on every wait for a condition
+
+
+class Numbers(BaseModel):
+    x: int = 0
+
+
+class Probe:
+    """What the handlers saw, and a gate the tests open."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+        self.cancelled = False
+        self.thread: int | None = None
+        self.contexts: list[TaskContext] = []
+        self.held_after_ttl: bool | None = None
+
+
+class RecordingLocks(InMemoryLockService):
+    """The lock fake, counting what ProcessTask asks of it."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock)
+        self.acquires: list[tuple[str, int | None]] = []
+        self.extends = 0
+
+    async def acquire(self, resource: str, ttl_ms: int, max_extensions: int | None) -> Lease:
+        self.acquires.append((resource, max_extensions))
+        return await super().acquire(resource, ttl_ms, max_extensions)
+
+    async def extend(self, lease: Lease) -> None:
+        self.extends += 1
+        await super().extend(lease)
+
+
+class Handlers:
+    """The test's task types; each handler tells the probe what it saw."""
+
+    def __init__(self, probe: Probe, locks: InMemoryLockService) -> None:
+        self.probe = probe
+        self.locks = locks
+
+    async def echo(self, payload: Numbers, ctx: TaskContext) -> dict[str, int]:
+        self.probe.contexts.append(ctx)
+        return {"x": payload.x}
+
+    async def boom(self, payload: Numbers, ctx: TaskContext) -> None:
+        raise RuntimeError("boom")
+
+    async def fatal(self, payload: Numbers, ctx: TaskContext) -> None:
+        raise NonRetryableError("bad input")
+
+    async def later(self, payload: Numbers, ctx: TaskContext) -> None:
+        raise RetryAfter(7_000, "rate limited")
+
+    async def block(self, payload: Numbers, ctx: TaskContext) -> str:
+        self.probe.started.set()
+        try:
+            await self.probe.release.wait()
+        except asyncio.CancelledError:
+            self.probe.cancelled = True
+            raise
+        return "released"
+
+    async def progress(self, payload: Numbers, ctx: TaskContext) -> str:
+        ctx.report_progress({"pct": 50})
+        self.probe.started.set()
+        await self.probe.release.wait()
+        return "done"
+
+    def spin(self, payload: Numbers, ctx: TaskContext) -> str:
+        self.probe.thread = threading.get_ident()
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            try:
+                ctx.raise_if_cancelled()
+            except TaskCancelled:
+                self.probe.cancelled = True
+                raise
+            time.sleep(0.002)
+        return "never cancelled"
+
+    def stubborn(self, payload: Numbers, ctx: TaskContext) -> str:
+        """Ignores cancellation for longer than one lock TTL."""
+        started = time.monotonic()
+        while time.monotonic() - started < 0.45:
+            time.sleep(0.005)
+        self.probe.cancelled = ctx.cancelled
+        self.probe.held_after_ttl = self.locks.held(f"task:{ctx.task_id}")
+        return "late"
+
+    async def opaque(self, payload: Numbers, ctx: TaskContext) -> object:
+        return object()  # no JSON for this
+
+    def registry(self) -> TaskRegistry:
+        names = ["echo", "boom", "fatal", "later", "block", "progress", "spin", "stubborn"]
+        names.append("opaque")
+        registry = TaskRegistry()
+        registry.add(*(TaskType(name, Numbers, getattr(self, name)) for name in names))
+        return registry
+
+
+@dataclass
+class Harness:
+    queue: InMemoryTaskQueue
+    locks: RecordingLocks
+    log: RecordingLog
+    clock: ManualClock
+    probe: Probe
+    process: ProcessTask
+
+    async def claim(self, name: str, **changes: Any) -> Execution:
+        fields: dict[str, Any] = {"payload": {"x": 3}, "backoff": BACKOFF}
+        fields.update(changes)
+        task = Task(id="t1", name=name, created_at=NOW, run_at=NOW, **fields)
+        await self.queue.enqueue([task])
+        batch = await self.queue.claim("default", "w1", 1, POLICY.lock_ttl_ms, NOW)
+        return Execution(batch.tasks[0])
+
+    async def run(self, name: str, **changes: Any) -> tuple[Task | None, Task]:
+        """Claim a task of this type, process it; the outcome and the stored task."""
+        outcome = await asyncio.wait_for(self.process.execute(await self.claim(name)), WAIT_S)
+        return outcome, await self.queue.get("t1")
+
+    def start(self, execution: Execution) -> asyncio.Task[Task | None]:
+        return asyncio.create_task(self.process.execute(execution))
+
+
+def make_harness(lock_clock: Clock) -> Harness:
+    clock = ManualClock(NOW)
+    queue = InMemoryTaskQueue(60_000, clock)
+    locks = RecordingLocks(lock_clock)
+    log = RecordingLog()
+    probe = Probe()
+    process = ProcessTask(
+        queue=queue,
+        locks=locks,
+        registry=Handlers(probe, locks).registry(),
+        policy=POLICY,
+        clock=clock,
+        log=log,
+        rng=Random(1),
+    )
+    return Harness(queue, locks, log, clock, probe, process)
+
+
+@pytest.fixture
+def lock_clock() -> ManualClock:
+    return ManualClock(0)
+
+
+@pytest.fixture
+async def harness(lock_clock: ManualClock) -> AsyncIterator[Harness]:
+    harness = make_harness(lock_clock)
+    yield harness
+    harness.probe.release.set()
+
+
+# --- outcomes -------------------------------------------------------------------------------
+
+
+async def test_a_successful_handler_completes_the_task(harness: Harness) -> None:
+    outcome, stored = await harness.run("echo")
+
+    assert outcome == stored
+    assert stored.status is TaskStatus.COMPLETED
+    assert stored.result == {"x": 3}
+    assert stored.attempts == 1
+    assert [entry.outcome for entry in stored.history] == ["completed"]
+    assert not harness.locks.held("task:t1")  # released
+    (ctx,) = harness.probe.contexts
+    assert (ctx.task_id, ctx.queue, ctx.attempt, ctx.fence) == ("t1", "default", 1, stored.fence)
+    assert "task.completed" in harness.log.names("info")
+
+
+async def test_an_async_task_gets_a_lock_budget_for_its_timeout_and_grace(
+    harness: Harness,
+) -> None:
+    await harness.run("echo")
+
+    ((resource, budget),) = harness.locks.acquires
+    assert resource == "task:t1"
+    # 300 000 ms timeout + 1 000 ms grace, one renewal per TTL/3 = 100 ms, plus 2 spare
+    assert budget == 3_012
+
+
+async def test_a_handler_error_retries_after_the_backoff(harness: Harness) -> None:
+    outcome, stored = await harness.run("boom")
+
+    assert outcome == stored
+    assert stored.status is TaskStatus.DELAYED
+    assert stored.run_at == NOW + 100
+    assert stored.attempts == 1
+    assert stored.error is not None
+    assert (stored.error.type, stored.error.message) == ("RuntimeError", "boom")
+    assert "RuntimeError: boom" in stored.error.traceback
+    assert "task.retrying" in harness.log.names("warning")
+
+
+async def test_a_non_retryable_error_fails_the_task_at_once(harness: Harness) -> None:
+    _, stored = await harness.run("fatal")
+
+    assert stored.status is TaskStatus.FAILED
+    assert stored.attempts == 1
+    assert stored.max_attempts == 3
+    assert stored.error is not None
+    assert stored.error.type == "NonRetryableError"
+    assert "task.failed" in harness.log.names("error")
+
+
+async def test_retry_after_sets_the_next_run(harness: Harness) -> None:
+    _, stored = await harness.run("later")
+
+    assert stored.status is TaskStatus.DELAYED
+    assert stored.run_at == NOW + 7_000
+    assert stored.error is not None
+    assert stored.error.message == "rate limited"
+
+
+async def test_an_unknown_task_type_fails_without_running(harness: Harness) -> None:
+    _, stored = await harness.run("nobody-knows")
+
+    assert stored.status is TaskStatus.FAILED
+    assert stored.error is not None
+    assert stored.error.type == "UnknownTaskType"
+    assert harness.locks.acquires == []
+
+
+async def test_an_invalid_stored_payload_fails_without_running(harness: Harness) -> None:
+    execution = await harness.claim("echo", payload={"x": "not a number"})
+
+    outcome = await harness.process.execute(execution)
+
+    assert outcome is not None
+    assert outcome.status is TaskStatus.FAILED
+    assert outcome.error is not None
+    assert outcome.error.type == "InvalidTask"
+    assert harness.probe.contexts == []
+
+
+async def test_a_result_that_cannot_be_stored_does_not_leave_the_task_active(
+    harness: Harness,
+) -> None:
+    _, stored = await harness.run("opaque")
+
+    assert stored.status is not TaskStatus.ACTIVE
+
+
+# --- timeouts and cancellation --------------------------------------------------------------
+
+
+async def test_a_timeout_cancels_the_handler_and_fails_the_attempt(harness: Harness) -> None:
+    outcome = await asyncio.wait_for(
+        harness.process.execute(await harness.claim("block", timeout_ms=50)), WAIT_S
+    )
+
+    assert harness.probe.cancelled
+    assert outcome is not None
+    assert outcome.status is TaskStatus.DELAYED
+    assert outcome.attempts == 1
+    assert outcome.error is not None
+    assert outcome.error.type == "TaskTimeout"
+    assert (await harness.queue.get("t1")).status is TaskStatus.DELAYED
+
+
+async def test_a_timeout_on_the_last_attempt_fails_the_task(harness: Harness) -> None:
+    execution = await harness.claim("block", timeout_ms=50, max_attempts=1)
+
+    outcome = await asyncio.wait_for(harness.process.execute(execution), WAIT_S)
+
+    assert outcome is not None
+    assert outcome.status is TaskStatus.FAILED
+    assert outcome.error is not None
+    assert outcome.error.type == "TaskTimeout"
+
+
+async def test_a_sync_handler_runs_in_a_thread_and_stops_when_asked(harness: Harness) -> None:
+    execution = await harness.claim("spin", timeout_ms=50)
+
+    outcome = await asyncio.wait_for(harness.process.execute(execution), WAIT_S)
+
+    assert harness.probe.thread is not None
+    assert harness.probe.thread != threading.get_ident()
+    assert harness.probe.cancelled  # it saw ctx.raise_if_cancelled() raise
+    assert outcome is not None
+    assert outcome.error is not None
+    assert outcome.error.type == "TaskTimeout"
+    assert harness.locks.acquires == [("task:t1", None)]  # a sync handler's lock never runs out
+
+
+async def test_a_sync_handler_keeps_its_lock_renewed_until_it_returns() -> None:
+    harness = make_harness(monotonic_ms)  # real time: the lock expires unless renewed
+    execution = await harness.claim("stubborn", timeout_ms=50)
+
+    outcome = await asyncio.wait_for(harness.process.execute(execution), WAIT_S)
+
+    assert harness.probe.cancelled  # asked to stop at 50 ms, returned at 450 ms
+    assert harness.probe.held_after_ttl is True
+    assert harness.locks.extends >= 3
+    assert outcome is not None
+    assert outcome.error is not None
+    assert outcome.error.type == "TaskTimeout"
+    assert not harness.locks.held("task:t1")
+
+
+async def test_shutdown_returns_the_task_without_spending_an_attempt(harness: Harness) -> None:
+    execution = await harness.claim("block")
+    running = harness.start(execution)
+    await asyncio.wait_for(harness.probe.started.wait(), WAIT_S)
+
+    execution.abort(AbortReason.SHUTDOWN)
+    outcome = await asyncio.wait_for(running, WAIT_S)
+
+    assert harness.probe.cancelled
+    assert outcome is not None
+    stored = await harness.queue.get("t1")
+    assert stored.status is TaskStatus.WAITING
+    assert stored.attempts == 0
+    assert stored.stalls == 0
+    assert stored.history[-1].outcome == "returned"
+    assert not harness.locks.held("task:t1")
+    again = await harness.queue.claim("default", "w2", 1, POLICY.lock_ttl_ms, NOW)
+    assert [task.id for task in again.tasks] == ["t1"]
+
+
+# --- the lock -------------------------------------------------------------------------------
+
+
+async def test_a_denied_lock_defers_the_task_without_spending_an_attempt(
+    harness: Harness,
+) -> None:
+    await harness.locks.acquire("task:t1", 60_000, None)  # another worker holds it
+    harness.locks.acquires.clear()
+
+    outcome, stored = await harness.run("echo")
+
+    assert outcome is None
+    assert [resource for resource, _ in harness.locks.acquires] == ["task:t1"] * 3
+    assert stored.status is TaskStatus.DELAYED
+    assert stored.run_at == NOW + POLICY.lock_denied_delay_ms
+    assert stored.attempts == 0
+    assert stored.history == ()
+    assert harness.probe.contexts == []
+    assert harness.locks.held("task:t1")  # still the other worker's
+    assert "task.lock_denied" in harness.log.names("warning")
+
+
+async def test_a_lock_free_on_a_later_try_runs_the_task(harness: Harness) -> None:
+    other = await harness.locks.acquire("task:t1", 60_000, None)
+    harness.locks.acquires.clear()
+    execution = await harness.claim("echo")
+    running = harness.start(execution)
+    await eventually(lambda: len(harness.locks.acquires) >= 1)
+
+    await harness.locks.release(other)
+    outcome = await asyncio.wait_for(running, WAIT_S)
+
+    assert outcome is not None
+    assert outcome.status is TaskStatus.COMPLETED
+    assert 2 <= len(harness.locks.acquires) <= 3
+
+
+async def test_a_lost_lock_cancels_the_handler_and_records_nothing(
+    harness: Harness, lock_clock: ManualClock
+) -> None:
+    execution = await harness.claim("block")
+    running = harness.start(execution)
+    await asyncio.wait_for(harness.probe.started.wait(), WAIT_S)
+
+    lock_clock.advance(10 * POLICY.lock_ttl_ms)  # the worker was paused past its TTL
+    outcome = await asyncio.wait_for(running, WAIT_S)
+
+    assert outcome is None
+    assert harness.probe.cancelled
+    assert execution.reason is AbortReason.LOCK_LOST
+    stored = await harness.queue.get("t1")
+    assert stored.status is TaskStatus.ACTIVE  # left for stall recovery
+    assert stored.attempts == 0
+    assert stored.history == ()
+    assert "task.abandoned" in harness.log.names("error")
+
+
+async def test_an_outcome_after_the_task_was_recovered_is_refused(harness: Harness) -> None:
+    execution = await harness.claim("block")
+    running = harness.start(execution)
+    await asyncio.wait_for(harness.probe.started.wait(), WAIT_S)
+    later = ManualClock(NOW + 60_000)
+    recover = RecoverStalled(harness.queue, later, RecordingLog(), max_stalls=3, rng=Random(0))
+    assert await recover.execute("default") == 1
+
+    harness.probe.release.set()
+    outcome = await asyncio.wait_for(running, WAIT_S)
+
+    assert outcome is None
+    stored = await harness.queue.get("t1")
+    assert stored.status is TaskStatus.DELAYED
+    assert stored.stalls == 1
+    assert stored.result is None
+    assert "task.outcome_refused" in harness.log.names("warning")
+
+
+async def test_progress_reported_by_the_handler_reaches_the_queue(harness: Harness) -> None:
+    running = harness.start(await harness.claim("progress"))
+
+    async def recorded() -> bool:
+        progress: object = (await harness.queue.get("t1")).progress
+        return progress == {"pct": 50}
+
+    await eventually(recorded)
+    harness.probe.release.set()
+    outcome = await asyncio.wait_for(running, WAIT_S)
+
+    assert outcome is not None
+    assert outcome.status is TaskStatus.COMPLETED
+    assert (await harness.queue.get("t1")).progress == {"pct": 50}
+
+
+# --- stall recovery -------------------------------------------------------------------------
+
+
+async def claim_with_lease(queue: InMemoryTaskQueue, task_id: str, **changes: Any) -> Task:
+    fields: dict[str, Any] = {"payload": {}, "backoff": BACKOFF}
+    fields.update(changes)
+    task = Task(id=task_id, name="echo", created_at=NOW, run_at=NOW, **fields)
+    await queue.enqueue([task])
+    (claimed,) = (await queue.claim("default", "w1", 1, 1_000, NOW)).tasks
+    return claimed
+
+
+def recoverer(queue: InMemoryTaskQueue, now: int, log: RecordingLog) -> RecoverStalled:
+    return RecoverStalled(queue, ManualClock(now), log, max_stalls=2, rng=Random(0))
+
+
+async def test_recover_stalled_waits_for_the_lease_to_run_out() -> None:
+    queue, log = InMemoryTaskQueue(60_000), RecordingLog()
+    await claim_with_lease(queue, "t1")
+
+    assert await recoverer(queue, NOW + 1_000, log).execute("default") == 0
+    assert await recoverer(queue, NOW + 1_001, log).execute("default") == 1
+
+    stored = await queue.get("t1")
+    assert stored.status is TaskStatus.DELAYED
+    assert stored.stalls == 1
+    assert stored.attempts == 0
+    assert stored.run_at == NOW + 1_001 + 100
+    assert "task.stalled" in log.names("warning")
+
+
+async def test_recover_stalled_fails_a_task_after_too_many_stalls() -> None:
+    queue, log = InMemoryTaskQueue(60_000), RecordingLog()
+    await claim_with_lease(queue, "t1", stalls=2)
+
+    assert await recoverer(queue, NOW + 5_000, log).execute("default") == 1
+
+    stored = await queue.get("t1")
+    assert stored.status is TaskStatus.FAILED
+    assert stored.stalls == 3
+    assert stored.history[-1].outcome == "stalled"
+    assert "task.stalled" in log.names("error")
+
+
+async def test_recover_stalled_respects_its_limit() -> None:
+    queue, log = InMemoryTaskQueue(60_000), RecordingLog()
+    for task_id in ("a", "b", "c"):
+        await claim_with_lease(queue, task_id)
+
+    assert await recoverer(queue, NOW + 5_000, log).execute("default", limit=2) == 2
+    assert await recoverer(queue, NOW + 5_000, log).execute("default", limit=2) == 1
+
+
+async def test_one_task_whose_backoff_overflows_does_not_block_recovery() -> None:
+    queue, log = InMemoryTaskQueue(60_000), RecordingLog()
+    overflowing = Backoff(delay_ms=1_000, factor=100.0, max_delay_ms=300_000)
+    await claim_with_lease(queue, "a-poison", attempts=155, max_attempts=1_000, backoff=overflowing)
+    await claim_with_lease(queue, "b-fine")
+
+    await recoverer(queue, NOW + 5_000, log).execute("default")
+
+    assert (await queue.get("b-fine")).status is TaskStatus.DELAYED
+
+
+class RenewingQueue(InMemoryTaskQueue):
+    """A worker renews its lease between the recoverer's listing and its settle."""
+
+    async def expired(self, queue: str, now: int, limit: int) -> list[Task]:
+        found = await super().expired(queue, now, limit)
+        for task in found:
+            await self.extend_lease(task, 1_000, now)
+        return found
+
+
+async def test_recover_stalled_leaves_a_task_renewed_meanwhile() -> None:
+    queue, log = RenewingQueue(60_000), RecordingLog()
+    await claim_with_lease(queue, "t1")
+
+    assert await recoverer(queue, NOW + 5_000, log).execute("default") == 0
+
+    assert (await queue.get("t1")).status is TaskStatus.ACTIVE
