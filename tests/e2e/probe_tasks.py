@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
+import redis
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
@@ -16,6 +18,7 @@ from application.handlers import TaskContext
 from application.registry import TaskType
 
 _client: Redis | None = None
+_sync_client: redis.Redis | None = None
 
 
 def records() -> Redis:
@@ -24,6 +27,14 @@ def records() -> Redis:
         url = os.environ.get("PROBE_REDIS_URL") or os.environ["REDIS_URL"]
         _client = Redis.from_url(url, decode_responses=True)
     return _client
+
+
+def sync_records() -> redis.Redis:
+    global _sync_client  # noqa: PLW0603 - one client per worker process, made on first use
+    if _sync_client is None:
+        url = os.environ.get("PROBE_REDIS_URL") or os.environ["REDIS_URL"]
+        _sync_client = redis.Redis.from_url(url, decode_responses=True)
+    return _sync_client
 
 
 class Probe(BaseModel):
@@ -39,4 +50,16 @@ async def probe(payload: Probe, ctx: TaskContext) -> dict[str, int]:
     return {"pid": os.getpid()}
 
 
-TASKS = [TaskType("probe", Probe, probe, attempts=3)]
+def stubborn(payload: Probe, ctx: TaskContext) -> int:
+    """A sync handler that never checks for cancellation: it runs its full time."""
+    client = sync_records()
+    client.rpush(f"probe:{payload.key}:starts", f"{os.getpid()}:{ctx.fence}:{time.time()}")
+    time.sleep(payload.ms / 1000)
+    client.rpush(f"probe:{payload.key}:ends", f"{os.getpid()}:{ctx.fence}:{time.time()}")
+    return os.getpid()
+
+
+TASKS = [
+    TaskType("probe", Probe, probe, attempts=3),
+    TaskType("stubborn", Probe, stubborn, attempts=2),
+]

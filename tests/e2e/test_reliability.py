@@ -70,6 +70,25 @@ def test_a_paused_worker_past_its_ttl_cannot_record_an_outcome(
     assert final["workerId"].split(":")[1] != first_pid
 
 
+def test_a_sync_handler_past_its_timeout_keeps_its_lock_until_it_returns(
+    cluster: Cluster, records: redis.Redis
+) -> None:
+    cluster.env.update(PROBES)
+    cluster.api()
+    for _ in range(2):
+        cluster.worker()
+    runs_ms = 2 * LOCK_TTL_MS  # the timeout fires long before; the thread cannot be stopped
+    body = {"key": "stubborn", "ms": runs_ms}
+    task = cluster.enqueue(taskName="stubborn", payload=body, timeoutMs=200, attempts=2)
+    failed = cluster.wait_status(task["id"], "failed", timeout_s=30)
+    assert failed["error"]["type"] == "TaskTimeout"
+    assert failed["stalls"] == 0  # the lock and lease were renewed all along
+    begun = [float(run.split(":")[2]) for run in starts(records, "stubborn")]
+    ended = [float(run.split(":")[2]) for run in records.lrange("probe:stubborn:ends", 0, -1)]
+    assert len(begun) == len(ended) == 2
+    assert begun[1] >= ended[0], "the retry started only after the first thread returned"
+
+
 def test_chaos_every_task_completes_once_while_workers_are_killed(
     cluster: Cluster, records: redis.Redis
 ) -> None:
