@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from infrastructure.redis.client import create_redis
+from infrastructure.redis.client import create_blocking_redis, create_redis
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -26,4 +26,13 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.flushdb()
+        await client.aclose()
+
+
+@pytest.fixture
+async def blocking_redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = create_blocking_redis(redis_url)
+    try:
+        yield client
+    finally:
         await client.aclose()

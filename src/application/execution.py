@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 from enum import StrEnum
 
 from domain.task import Task
@@ -15,21 +15,26 @@ class AbortReason(StrEnum):
 
 
 class Execution:
-    """One claimed task on its way through ProcessTask; the first abort reason wins."""
+    """One claimed task on its way through ProcessTask; the first abort reason wins.
 
-    __slots__ = ("_aborted", "detail", "reason", "task")
+    While a handler runs, `abort` also interrupts it, through the hook its runner sets.
+    """
+
+    __slots__ = ("_interrupt", "detail", "reason", "task")
 
     def __init__(self, task: Task) -> None:
         self.task = task
         self.reason: AbortReason | None = None
         self.detail = ""
-        self._aborted = asyncio.Event()
+        self._interrupt: Callable[[], object] | None = None
 
     def abort(self, reason: AbortReason, detail: str = "") -> None:
-        if self.reason is None:
-            self.reason = reason
-            self.detail = detail
-            self._aborted.set()
+        if self.reason is not None:
+            return
+        self.reason = reason
+        self.detail = detail
+        if self._interrupt is not None:
+            self._interrupt()
 
-    async def aborted(self) -> None:
-        await self._aborted.wait()
+    def on_abort(self, interrupt: Callable[[], object] | None) -> None:
+        self._interrupt = interrupt

@@ -26,11 +26,13 @@ class LeaseKeeper:
         self._clock = clock
         self._log = log
 
-    async def keep(self, task: Task, lease: Lease, on_lost: Callable[[str], None]) -> None:
+    async def keep(
+        self, task: Task, lease: Lease, on_lost: Callable[[str], None], valid_until: int
+    ) -> None:
+        """Renew now, then every TTL/3; `valid_until` is when the lease runs out unless
+        renewed (its caller started the clock when it took the lock)."""
         interval = lease.ttl_ms / 3_000
-        valid_until = self._clock() + lease.ttl_ms
         while True:
-            await asyncio.sleep(interval)
             started = self._clock()
             try:
                 await self._renew(task, lease)
@@ -46,6 +48,7 @@ class LeaseKeeper:
                 self._log.warning("lease.renew_failed", error=repr(exc))
             else:
                 valid_until = started + lease.ttl_ms
+            await asyncio.sleep(interval)
 
     async def _renew(self, task: Task, lease: Lease) -> None:
         await self._locks.extend(lease)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from random import Random
 from typing import Any
@@ -15,7 +14,9 @@ from application.execution import AbortReason, Execution
 from application.failures import failure_from, json_value, timeout_failure
 from application.handlers import Logger, NonRetryableError, TaskContext
 from application.lease import LeaseKeeper
+from application.progress import ProgressReporter
 from application.registry import TaskRegistry, TaskType
+from application.run_handler import Interrupted, run_handler
 from domain.errors import LockLost, LockNotAcquired, QueueUnavailable, SchedulerError
 from domain.ports import ILockService, ITaskQueue, Lease
 from domain.task import Failure, Task, TaskError, TaskStatus
@@ -69,7 +70,6 @@ class ProcessTask:
         self._log = log
         self._rng = rng or Random()
         self._keeper = LeaseKeeper(queue, locks, clock, log)
-        self._background: set[asyncio.Future[Any]] = set()
 
     async def execute(self, execution: Execution) -> Task | None:
         task = execution.task
@@ -113,67 +113,83 @@ class ProcessTask:
     async def _run_leased(
         self, execution: Execution, task_type: TaskType, payload: Any, lease: Lease
     ) -> Task | None:
-        task = execution.task
-        ctx = self._context(task)
+        if not await self._lease_still_ours(execution.task, lease):
+            return None
+        stop_keeping = self._keep_lease(execution, lease)
+        try:
+            outcome = await self._outcome(execution, task_type, payload)
+        finally:
+            stop_keeping()
+        return None if outcome is None else await self._settle(outcome)
+
+    async def _lease_still_ours(self, task: Task, lease: Lease) -> bool:
+        """The queue's lease started at the claim. If taking the lock was slow (retries, a
+        slow master), renew it before the handler starts, or give the task up if it was
+        already recovered by someone else: it must not run twice."""
+        if self._clock() - (task.started_at or 0) < lease.ttl_ms / 3:
+            return True
+        try:
+            await self._queue.extend_lease(task, lease.ttl_ms, self._clock())
+        except LockLost as exc:
+            self._log.warning("task.lease_expired_before_start", reason=str(exc))
+            return False
+        return True
+
+    def _keep_lease(self, execution: Execution, lease: Lease) -> Callable[[], None]:
+        """Start renewing after one interval (most tasks are done by then: no keeper task
+        is ever created for them); the returned function stops it."""
+        loop = asyncio.get_running_loop()
+        keeper: list[asyncio.Task[None]] = []
+        valid_until = self._clock() + lease.ttl_ms
 
         def lost(detail: str) -> None:
             execution.abort(AbortReason.LOCK_LOST, detail)
 
-        keeper = asyncio.create_task(self._keeper.keep(task, lease, lost))
-        try:
-            outcome = await self._outcome(execution, task_type, payload, ctx)
-        finally:
-            keeper.cancel()
-        return None if outcome is None else await self._settle(outcome)
+        def start() -> None:
+            keep = self._keeper.keep(execution.task, lease, lost, valid_until)
+            keeper.append(loop.create_task(keep))
+
+        timer = loop.call_later(lease.ttl_ms / 3_000, start)
+
+        def stop() -> None:
+            timer.cancel()
+            for running in keeper:
+                running.cancel()
+
+        return stop
 
     async def _outcome(
-        self, execution: Execution, task_type: TaskType, payload: Any, ctx: TaskContext
+        self, execution: Execution, task_type: TaskType, payload: Any
     ) -> Task | None:
         task = execution.task
-        handler = self._start(task_type, payload, ctx)
-        if await self._finished_in_time(execution, handler):
-            return self._decide(task, handler)
-        ctx.cancel()
-        if task_type.is_async:
-            handler.cancel()
-        # A sync handler cannot be interrupted: keep the slot (and the lease) until it
-        # returns, so that no retry overlaps it.
-        await asyncio.wait({handler})
+        progress = ProgressReporter(self._queue, task, self._log)
+        ctx = self._context(task, progress)
+        try:
+            result = await run_handler(execution, task_type, payload, ctx)
+        except Interrupted:
+            ctx.cancel()
+            return self._interrupted(execution)
+        except Exception as exc:  # noqa: BLE001 - whatever a handler raises is its failure
+            self._log.debug("task.raised", error=repr(exc))
+            return task.fail(failure_from(exc), self._clock(), self._rng)
+        finally:
+            await progress.flush()
+        try:
+            return task.complete(json_value(result), self._clock())
+        except ValueError as unstorable:
+            failure = failure_from(
+                NonRetryableError(f"the handler's result cannot be stored: {unstorable}")
+            )
+            return task.fail(failure, self._clock(), self._rng)
+
+    def _interrupted(self, execution: Execution) -> Task | None:
+        task = execution.task
         if execution.reason is AbortReason.TIMEOUT:
             return task.fail(timeout_failure(task.timeout_ms), self._clock(), self._rng)
         if execution.reason is AbortReason.SHUTDOWN:
             return task.returned(self._clock())
         self._log.error("task.abandoned", reason=execution.detail)
         return None
-
-    async def _finished_in_time(self, execution: Execution, handler: asyncio.Future[Any]) -> bool:
-        aborted = asyncio.ensure_future(execution.aborted())
-        try:
-            timeout = execution.task.timeout_ms / 1000
-            await asyncio.wait({handler, aborted}, timeout=timeout, return_when="FIRST_COMPLETED")
-        finally:
-            aborted.cancel()
-        if handler.done():
-            return True
-        execution.abort(AbortReason.TIMEOUT)
-        return False
-
-    def _decide(self, task: Task, handler: asyncio.Future[Any]) -> Task:
-        now = self._clock()
-        exc = handler.exception()
-        if exc is None:
-            try:
-                return task.complete(json_value(handler.result()), now)
-            except ValueError as unstorable:
-                exc = NonRetryableError(f"the handler's result cannot be stored: {unstorable}")
-        self._log.debug("task.raised", error=repr(exc))
-        return task.fail(failure_from(exc), now, self._rng)
-
-    def _start(self, task_type: TaskType, payload: Any, ctx: TaskContext) -> asyncio.Future[Any]:
-        if task_type.is_async:
-            return asyncio.ensure_future(task_type.handler(payload, ctx))
-        call = functools.partial(contextvars.copy_context().run, task_type.handler, payload, ctx)
-        return asyncio.get_running_loop().run_in_executor(None, call)
 
     async def _settle(self, outcome: Task, *, announce: bool = True) -> Task | None:
         try:
@@ -216,30 +232,15 @@ class ProcessTask:
         else:
             self._log.info("task.returned")
 
-    def _context(self, task: Task) -> TaskContext:
-        loop = asyncio.get_running_loop()
-
-        def report(progress: Any) -> None:
-            loop.call_soon_threadsafe(self._write_progress, task, progress)
-
+    def _context(self, task: Task, progress: ProgressReporter) -> TaskContext:
         return TaskContext(
             task_id=task.id,
             queue=task.queue,
             attempt=task.attempt,
             fence=task.fence,
             log=self._log,
-            on_progress=report,
+            on_progress=progress.report,
         )
-
-    def _write_progress(self, task: Task, progress: Any) -> None:
-        write = asyncio.ensure_future(self._queue.set_progress(task, progress))
-        self._background.add(write)
-        write.add_done_callback(self._progress_written)
-
-    def _progress_written(self, write: asyncio.Future[Any]) -> None:
-        self._background.discard(write)
-        if not write.cancelled() and write.exception() is not None:
-            self._log.warning("task.progress_not_recorded", error=repr(write.exception()))
 
 
 def _error_fields(task: Task) -> dict[str, str] | None:

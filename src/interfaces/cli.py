@@ -6,10 +6,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from infrastructure.settings import Settings
+
+if TYPE_CHECKING:
+    from interfaces.client import ConveyorClient
+
+CLIENT_COMMANDS = ("enqueue", "tasks", "stats")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,7 +34,50 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     up.add_argument("--concurrency", type=int, help="tasks at once per worker")
     up.add_argument("--port", type=int, help="API port (default: PORT or 3000)")
+    _client_parsers(commands)
     return parser
+
+
+def _client_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", help="the API (default: CONVEYOR_URL or http://127.0.0.1:3000)")
+    common.add_argument("--api-key", help="sent as a Bearer token (default: CONVEYOR_API_KEY)")
+    common.add_argument("--json", action="store_true", help="print the raw JSON answer")
+    _enqueue_parser(commands.add_parser("enqueue", parents=[common], help="enqueue a task"))
+    tasks = commands.add_parser("tasks", help="list, show and manage tasks")
+    verbs = tasks.add_subparsers(dest="verb", required=True)
+    listing = verbs.add_parser("list", parents=[common], help="tasks, newest first")
+    for flag in ("--status", "--name", "--queue", "--search", "--cursor"):
+        listing.add_argument(flag)
+    listing.add_argument("--limit", type=int, default=20, help="tasks per page (default 20)")
+    show = verbs.add_parser("show", parents=[common], help="one task in full")
+    show.add_argument("id")
+    show.add_argument("--queue", help="the queue, where two hold the same id")
+    for verb in ("retry", "cancel", "kill", "delete"):
+        act = verbs.add_parser(verb, parents=[common], help=f"{verb} tasks by id")
+        act.add_argument("ids", nargs="+", metavar="ID")
+        act.add_argument("--queue", help="the queue, where two hold the same id")
+    commands.add_parser("stats", parents=[common], help="counts per queue and throughput")
+
+
+def _enqueue_parser(enqueue: argparse.ArgumentParser) -> None:
+    enqueue.add_argument("name", help="the task type, e.g. echo")
+    body = enqueue.add_mutually_exclusive_group()
+    body.add_argument("--payload", help="a JSON object (default {})")
+    body.add_argument("--payload-file", help="a file holding the JSON payload ('-': stdin)")
+    due = enqueue.add_mutually_exclusive_group()
+    due.add_argument("--delay-ms", type=int, help="run this much later")
+    due.add_argument("--run-at", help="run at this ISO 8601 time (no offset: local time)")
+    enqueue.add_argument("--priority", type=int, help="lower runs first (default 0)")
+    enqueue.add_argument("--id", help="a custom id; enqueueing it again is idempotent")
+    enqueue.add_argument("--attempts", type=int, help="tries before the task fails")
+    enqueue.add_argument("--queue", help="the queue (default: the task type's)")
+    enqueue.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="wait for the outcome; exit 1 unless completed",
+    )
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -41,8 +90,13 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, client: ConveyorClient | None = None) -> int:
+    """`client` replaces the one the client commands would build (tests inject one)."""
     args = _parser().parse_args(argv)
+    if args.command in CLIENT_COMMANDS:
+        from interfaces.cli_client import run_client  # noqa: PLC0415 - httpx only when used
+
+        return run_client(args, client)
     try:
         settings = _settings(args)
     except ValidationError as exc:

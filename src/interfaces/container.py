@@ -21,23 +21,25 @@ from application.process_task import ProcessPolicy, ProcessTask
 from application.recover_stalled import RecoverStalled
 from infrastructure.lock import RedlockService
 from infrastructure.logging import get_logger
-from infrastructure.redis.client import create_redis
+from infrastructure.redis.client import create_blocking_redis, create_lock_redis, create_redis
 from infrastructure.redis.queue import RedisTaskQueue
 from infrastructure.registry import build_registry
 from infrastructure.settings import Settings
 
 
-async def _redis(url: str) -> AsyncIterator[Redis]:
-    client = create_redis(url)
+async def _redis(url: str, blocking: bool = False) -> AsyncIterator[Redis]:
+    client = create_blocking_redis(url) if blocking else create_redis(url)
     try:
         yield client
     finally:
         await client.aclose()
 
 
-async def _lock_masters(urls: list[str], queue_redis: Redis) -> AsyncIterator[list[Redis]]:
+async def _lock_masters(
+    urls: list[str], lock_ttl_ms: int, queue_redis: Redis
+) -> AsyncIterator[list[Redis]]:
     """The Redlock masters: REDLOCK_URLS when set, else the queue's own Redis."""
-    clients = [create_redis(url) for url in urls]
+    clients = [create_lock_redis(url, lock_ttl_ms) for url in urls]
     try:
         yield clients or [queue_redis]
     finally:
@@ -81,14 +83,21 @@ class Container(containers.DeclarativeContainer):
     log = providers.Callable(get_logger, "conveyor")
 
     redis = providers.Resource(_redis, url=settings.provided.queue_redis_url)
+    blocking_redis = providers.Resource(
+        _redis, url=settings.provided.queue_redis_url, blocking=True
+    )
     lock_masters = providers.Resource(
-        _lock_masters, urls=settings.provided.redlock_url_list, queue_redis=redis
+        _lock_masters,
+        urls=settings.provided.redlock_url_list,
+        lock_ttl_ms=settings.provided.lock_ttl_ms,
+        queue_redis=redis,
     )
 
     registry = providers.Singleton(build_registry, settings=settings)
     queue = providers.Singleton(
         RedisTaskQueue,
         client=redis,
+        blocking_client=blocking_redis,
         idempotency_window_ms=settings.provided.idempotency_window_ms,
     )
     locks = providers.Singleton(RedlockService, masters=lock_masters)

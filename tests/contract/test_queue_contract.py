@@ -32,7 +32,8 @@ def make_queue(request: pytest.FixtureRequest) -> MakeQueue:
     if request.param == "fake":
         return lambda window_ms: InMemoryTaskQueue(window_ms, clock=system_clock)
     client: Redis = request.getfixturevalue("redis")
-    return lambda window_ms: RedisTaskQueue(client, idempotency_window_ms=window_ms)
+    blocking: Redis = request.getfixturevalue("blocking_redis")
+    return lambda window_ms: RedisTaskQueue(client, blocking, idempotency_window_ms=window_ms)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 from domain.errors import DuplicateTask, LockLost, TaskActive
 from domain.ports import EnqueueOutcome
 from domain.task import Backoff, Failure, Task, TaskError, TaskStatus
-from infrastructure.redis.client import create_redis
+from infrastructure.redis.client import create_blocking_redis, create_redis
 from infrastructure.redis.keys import QueueKeys
 from infrastructure.redis.queue import RedisTaskQueue
 
@@ -77,7 +77,8 @@ class QueueMachine(RuleBasedStateMachine):
         self.loop = asyncio.Runner()
         self.client: Redis = self.run(_connect(self.redis_url))
         self.run(self.client.flushdb())
-        self.queue = RedisTaskQueue(self.client, idempotency_window_ms=WINDOW_MS)
+        self.blocking: Redis = self.run(_connect(self.redis_url, blocking=True))
+        self.queue = RedisTaskQueue(self.client, self.blocking, idempotency_window_ms=WINDOW_MS)
         self.now = T0
         self.seq = 0
         self.fence = 0
@@ -94,6 +95,7 @@ class QueueMachine(RuleBasedStateMachine):
         try:
             self.run(self.client.flushdb())
             self.run(self.client.aclose())
+            self.run(self.blocking.aclose())
         finally:
             self.loop.close()
 
@@ -309,8 +311,9 @@ class QueueMachine(RuleBasedStateMachine):
         return sets, hashes
 
 
-async def _connect(redis_url: str) -> Redis:
-    return create_redis(redis_url)  # inside the machine's loop, which its connections use
+async def _connect(redis_url: str, blocking: bool = False) -> Redis:
+    # Made inside the machine's loop, which its connections use.
+    return create_blocking_redis(redis_url) if blocking else create_redis(redis_url)
 
 
 async def _resolve(awaitable: Awaitable[T]) -> T:

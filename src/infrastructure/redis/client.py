@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -18,4 +18,31 @@ def create_redis(url: str) -> Redis:
         socket_connect_timeout=5,
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+
+
+def create_blocking_redis(url: str) -> Redis:
+    """One connection for blocking commands: no socket timeout (the command has its own)
+    and no silent retry, so the connection a CLIENT ID named is the one that blocks."""
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        max_connections=1,
+        socket_timeout=None,
+        socket_connect_timeout=5,
+        socket_keepalive=True,
+        retry=Retry(NoBackoff(), retries=0),
+    )
+
+
+def create_lock_redis(url: str, lock_ttl_ms: int) -> Redis:
+    """A Redlock master: it fails fast. A master that does not answer within a small part
+    of the lock's TTL counts as down, so that the quorum of the others decides in time."""
+    budget_s = lock_ttl_ms / 1000
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_connect_timeout=min(1.0, budget_s / 10),
+        socket_timeout=min(2.0, budget_s / 5),
+        retry=Retry(NoBackoff(), retries=0),
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -26,9 +24,9 @@ from infrastructure.redis.scripts import (
     raise_for_enqueue,
     raise_for_remove,
 )
+from infrastructure.redis.waiter import MarkerWaiter
 
 _QUEUE_REFRESH_S = 60.0  # re-announce a queue in the registry set at most this often
-_BLOCK_SLACK_S = 1.0  # Redis's own timeout, a backstop behind the local timer
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -55,12 +53,14 @@ def _reachable(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Corou
 class RedisTaskQueue:
     """The queue's state in Redis: a hash per task, a sorted set per status.
 
-    `client` must decode responses to str. `idempotency_window_ms` is how long a removed
-    task's id keeps answering "removed" to a repeated enqueue.
+    Both clients must decode responses to str; `blocking_client` holds the one connection
+    idle workers block on. `idempotency_window_ms` is how long a removed task's id keeps
+    answering "removed" to a repeated enqueue.
     """
 
-    def __init__(self, client: Redis, idempotency_window_ms: int) -> None:
+    def __init__(self, client: Redis, blocking_client: Redis, idempotency_window_ms: int) -> None:
         self._redis = client
+        self._waiter = MarkerWaiter(client, blocking_client)
         self._scripts = Scripts.register(client)
         self._window_ms = idempotency_window_ms
         self._announced: dict[str, float] = {}
@@ -136,24 +136,8 @@ class RedisTaskQueue:
 
     @_reachable
     async def wait_for_work(self, queues: Sequence[str], timeout_ms: int) -> None:
-        if timeout_ms <= 0:
-            return
-        # Redis checks blocking timeouts on its own clock tick (every 100 ms at the default
-        # hz), far too coarse for a due time; a local timer ends the wait on the millisecond.
-        # Cancelling drops that one connection, which the pool replaces.
-        markers = [keys_of(q).marker for q in queues]
-        block = asyncio.ensure_future(
-            self._redis.bzpopmin(markers, timeout=timeout_ms / 1000 + _BLOCK_SLACK_S)
-        )
-        try:
-            done, _ = await asyncio.wait({block}, timeout=timeout_ms / 1000)
-        finally:
-            if not block.done():
-                block.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await block
-        if done:
-            block.result()
+        if timeout_ms > 0:
+            await self._waiter.wait([keys_of(q).marker for q in queues], timeout_ms)
 
     @_reachable
     async def settle(self, task: Task, *, lease_expired_by: int | None = None) -> None:

@@ -1,0 +1,84 @@
+"""Running one handler within its timeout: async in the worker's task, sync in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+from collections.abc import Coroutine
+from typing import Any
+
+from application.execution import AbortReason, Execution
+from application.handlers import TaskContext
+from application.registry import TaskType
+
+
+class Interrupted(Exception):
+    """The handler did not finish: `execution.reason` says why (timeout, abort)."""
+
+
+async def run_handler(
+    execution: Execution, task_type: TaskType, payload: Any, ctx: TaskContext
+) -> Any:
+    """The handler's result, or its exception as raised; `Interrupted` if cut short."""
+    if execution.reason is not None:
+        raise Interrupted
+    timeout_s = execution.task.timeout_ms / 1000
+    if task_type.is_async:
+        return await _run_async(execution, task_type.handler(payload, ctx), timeout_s)
+    call = functools.partial(contextvars.copy_context().run, task_type.handler, payload, ctx)
+    return await _run_sync(execution, call, ctx, timeout_s)
+
+
+async def _run_async(execution: Execution, call: Coroutine[Any, Any, Any], timeout_s: float) -> Any:
+    """The handler runs in this very task (no task of its own to create); an abort cancels
+    it at its next await, and the cancellation is taken back once it is handled."""
+    current = asyncio.current_task()
+    assert current is not None
+    cancellations = current.cancelling()
+    deadline = asyncio.timeout(timeout_s)
+    execution.on_abort(current.cancel)
+    try:
+        async with deadline:
+            return await call
+    except TimeoutError:
+        if not deadline.expired():
+            raise  # the handler's own timeout: an ordinary failure
+        execution.on_abort(None)
+        execution.abort(AbortReason.TIMEOUT)
+        raise Interrupted from None
+    except asyncio.CancelledError:
+        if execution.reason is None:
+            raise  # not ours: the worker itself is being cancelled
+        raise Interrupted from None
+    finally:
+        execution.on_abort(None)
+        while current.cancelling() > cancellations and execution.reason is not None:
+            current.uncancel()
+
+
+async def _run_sync(
+    execution: Execution, call: functools.partial[Any], ctx: TaskContext, timeout_s: float
+) -> Any:
+    loop = asyncio.get_running_loop()
+    thread = loop.run_in_executor(None, call)
+    interrupted: asyncio.Future[None] = loop.create_future()
+
+    def interrupt() -> None:
+        if not interrupted.done():
+            interrupted.set_result(None)
+
+    execution.on_abort(interrupt)
+    try:
+        await asyncio.wait({thread, interrupted}, timeout=timeout_s, return_when="FIRST_COMPLETED")
+    finally:
+        execution.on_abort(None)
+        interrupted.cancel()
+    if thread.done():
+        return thread.result()
+    execution.abort(AbortReason.TIMEOUT)  # unless something else aborted it first
+    ctx.cancel()
+    # A thread cannot be interrupted, only asked to stop: keep the slot, and the lease,
+    # until it returns, so that no retry ever overlaps it.
+    await asyncio.wait({thread})
+    raise Interrupted
