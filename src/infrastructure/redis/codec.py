@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import TypeAdapter
+from pydantic_core import to_json
 
 from domain.task import Task, TaskError
 
@@ -67,7 +68,7 @@ def encode_changes(task: Task) -> tuple[dict[str, str], list[str]]:
 
 
 def encode_json(value: Any) -> str:
-    return _ANY.dump_json(value).decode()
+    return to_json(value).decode()
 
 
 def decode(fields: Mapping[str, str] | list[str]) -> Task:
@@ -84,5 +85,5 @@ def decode(fields: Mapping[str, str] | list[str]) -> Task:
 
 def _text(name: str, value: Any) -> str:
     if name in JSON_FIELDS:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return to_json(value).decode()
     return str(value)

@@ -67,31 +67,46 @@ class RedisTaskQueue:
 
     @_reachable
     async def enqueue(self, tasks: Sequence[Task]) -> list[Enqueued]:
-        if len(tasks) == 1:
-            replies = [await self._enqueue_one(tasks[0], self._redis)]
+        by_queue: dict[str, list[int]] = {}
+        for index, task in enumerate(tasks):
+            by_queue.setdefault(task.queue, []).append(index)
+        batches = [[tasks[index] for index in indexes] for indexes in by_queue.values()]
+        if len(batches) == 1:
+            replies = [await self._enqueue_batch(batches[0], self._redis)]
         else:
             async with self._redis.pipeline(transaction=False) as pipe:
-                for task in tasks:
-                    await self._enqueue_one(task, pipe)
+                for batch in batches:
+                    await self._enqueue_batch(batch, pipe)
                 replies = await pipe.execute()
-        await self._announce({task.queue for task in tasks})
-        return [_enqueued(task, reply) for task, reply in zip(tasks, replies, strict=True)]
+        await self._announce(set(by_queue))
+        outcomes: list[Enqueued | None] = [None] * len(tasks)
+        for indexes, batch_replies in zip(by_queue.values(), replies, strict=True):
+            for index, reply in zip(indexes, batch_replies, strict=True):
+                outcomes[index] = _enqueued(tasks[index], reply)
+        return [outcome for outcome in outcomes if outcome is not None]
 
-    async def _enqueue_one(self, task: Task, client: Any) -> Any:
-        keys = keys_of(task.queue)
-        fields = codec.encode(task)
-        fields["fp"] = codec.fingerprint(task)
-        flat = [item for pair in fields.items() for item in pair]
-        return await self._scripts.enqueue_task(
-            keys=[
-                keys.task(task.id),
-                keys.wait,
-                keys.delayed,
-                keys.marker,
-                keys.seq,
-                keys.removed(task.id),
-            ],
-            args=[task.id, fields["fp"], task.status.value, task.run_at, task.priority, *flat],
+    async def _enqueue_batch(self, tasks: Sequence[Task], client: Any) -> Any:
+        """One script call stores a whole batch of one queue (its keys share a slot)."""
+        keys = keys_of(tasks[0].queue)
+        per_task: list[str] = []
+        described = []
+        for task in tasks:
+            per_task += [keys.task(task.id), keys.removed(task.id)]
+            fields = codec.encode(task)
+            fields["fp"] = codec.fingerprint(task)
+            described.append(
+                {
+                    "id": task.id,
+                    "fp": fields["fp"],
+                    "status": task.status.value,
+                    "run_at": task.run_at,
+                    "priority": task.priority,
+                    "fields": fields,
+                }
+            )
+        return await self._scripts.enqueue_tasks(
+            keys=[keys.wait, keys.delayed, keys.marker, keys.seq, *per_task],
+            args=[codec.encode_json(described)],
             client=client,
         )
 

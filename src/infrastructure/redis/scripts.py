@@ -51,7 +51,7 @@ def _source(name: str) -> str:
 
 @dataclass(frozen=True)
 class Scripts:
-    enqueue_task: AsyncScript
+    enqueue_tasks: AsyncScript
     claim_tasks: AsyncScript
     settle_task: AsyncScript
     extend_lease: AsyncScript
