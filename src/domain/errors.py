@@ -57,3 +57,9 @@ class LockLost(SchedulerError):
 
 class QueueUnavailable(SchedulerError):
     """The queue's storage cannot be reached right now."""
+
+
+class TemplateNotFound(SchedulerError):
+    def __init__(self, template_id: str) -> None:
+        super().__init__(f"template {template_id!r} not found")
+        self.template_id = template_id

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from domain.task import Task
+from domain.task import JSONObject, Task
+from domain.templates import Template
 
 
 class EnqueueOutcome(StrEnum):
@@ -128,4 +129,29 @@ class ILockService(Protocol):
 
     async def release(self, lease: Lease) -> None:
         """Give the lock up. Releasing an expired lease is not an error."""
+        ...
+
+
+class ITemplateStore(Protocol):
+    """Saved task definitions (seed 001's templates), kept until deleted.
+
+    Ids are assigned by the store: decimal strings of a counter that only grows ("1",
+    "2", ...), so an id is never reused, even after its template is removed. The store
+    keeps what it is given; validating the task type and data is the caller's business.
+    """
+
+    async def add(self, name: str, task_type: str, data: JSONObject, now: int) -> Template:
+        """Store a new template created at `now` (ms) under the next id, and return it."""
+        ...
+
+    async def list(self) -> list[Template]:
+        """Every template, newest first (by creation time, then by id)."""
+        ...
+
+    async def get(self, template_id: str) -> Template:
+        """The template with this id; `TemplateNotFound` if there is none."""
+        ...
+
+    async def remove(self, template_id: str) -> None:
+        """Delete the template; `TemplateNotFound` if there is none."""
         ...

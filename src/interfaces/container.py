@@ -19,10 +19,12 @@ from application.enqueue_task import EnqueueTask
 from application.get_task import GetTask
 from application.process_task import ProcessPolicy, ProcessTask
 from application.recover_stalled import RecoverStalled
+from application.templates import CreateTemplate, DeleteTemplate, ListTemplates, UseTemplate
 from infrastructure.lock import RedlockService
 from infrastructure.logging import get_logger
 from infrastructure.redis.client import create_blocking_redis, create_lock_redis, create_redis
 from infrastructure.redis.queue import RedisTaskQueue
+from infrastructure.redis.templates import RedisTemplateStore
 from infrastructure.registry import build_registry
 from infrastructure.settings import Settings
 
@@ -112,6 +114,13 @@ class Container(containers.DeclarativeContainer):
     )
     get_task = providers.Factory(GetTask, queue=queue)
     delete_task = providers.Factory(DeleteTask, queue=queue)
+    templates = providers.Singleton(RedisTemplateStore, client=redis)
+    create_template = providers.Factory(
+        CreateTemplate, store=templates, registry=registry, clock=clock
+    )
+    list_templates = providers.Factory(ListTemplates, store=templates)
+    delete_template = providers.Factory(DeleteTemplate, store=templates)
+    use_template = providers.Factory(UseTemplate, store=templates, enqueue_task=enqueue_task)
     process_task = providers.Singleton(
         ProcessTask,
         queue=queue,

@@ -76,3 +76,9 @@ _STATE_SETS = {
     TaskStatus.FAILED: "failed",
     TaskStatus.CANCELLED: "cancelled",
 }
+
+# Task templates live outside any queue, in a slot of their own (one MULTI writes them):
+# a hash id -> JSON, the id counter, and an index sorted by creation time.
+TEMPLATES = f"{ROOT}:{{templates}}:all"
+TEMPLATES_SEQ = f"{ROOT}:{{templates}}:seq"
+TEMPLATES_BY_CREATED = f"{ROOT}:{{templates}}:by_created"

@@ -17,6 +17,7 @@ from interfaces.container import Container, resolve
 from interfaces.http.errors import EXCEPTION_HANDLERS
 from interfaces.http.health import health, ready
 from interfaces.http.tasks import TaskController
+from interfaces.http.templates import TemplateController
 
 MAX_BODY_BYTES = 1_048_576
 
@@ -40,11 +41,15 @@ def create_app(container: Container) -> Litestar:
             await container.shutdown_resources()  # type: ignore[misc]
 
     return Litestar(
-        route_handlers=[TaskController, health, ready],
+        route_handlers=[TaskController, TemplateController, health, ready],
         dependencies={
             "enqueue_task": _provide(container.enqueue_task),
             "get_task": _provide(container.get_task),
             "delete_task": _provide(container.delete_task),
+            "create_template": _provide(container.create_template),
+            "list_templates": _provide(container.list_templates),
+            "delete_template": _provide(container.delete_template),
+            "use_template": _provide(container.use_template),
             "redis": _provide(container.redis),
         },
         exception_handlers=EXCEPTION_HANDLERS,

@@ -17,12 +17,14 @@ from domain.errors import (
     SchedulerError,
     TaskActive,
     TaskNotFound,
+    TemplateNotFound,
 )
 from infrastructure.logging import get_logger
 
 _STATUS: list[tuple[type[Exception], int, str]] = [
     (InvalidTask, 422, "invalid_request"),
     (TaskNotFound, 404, "not_found"),
+    (TemplateNotFound, 404, "not_found"),
     (DuplicateTask, 409, "conflict"),
     (TaskActive, 409, "task_active"),
     (LockLost, 409, "conflict"),
