@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from application.clock import Clock
 from application.registry import TaskRegistry
-from domain.ports import Enqueued, ITaskQueue
+from domain.errors import DuplicateTask
+from domain.ports import Enqueued, EnqueueOutcome, ITaskQueue
 from domain.task import Backoff, JSONObject, Task, TaskStatus
 
 
@@ -50,13 +51,19 @@ class EnqueueTask:
         self._default_timeout_ms = default_timeout_ms
 
     async def execute(self, request: EnqueueRequest) -> Enqueued:
+        """One task; `DuplicateTask` if its id is taken by other content."""
         (enqueued,) = await self.execute_many([request])
+        if enqueued.outcome is EnqueueOutcome.CONFLICT:
+            raise DuplicateTask(enqueued.task.id)
         return enqueued
 
-    async def execute_many(self, requests: Sequence[EnqueueRequest]) -> list[Enqueued]:
+    async def execute_many(
+        self, requests: Sequence[EnqueueRequest], batch_id: str | None = None
+    ) -> list[Enqueued]:
+        """Many tasks, each with its own outcome (a conflict stores nothing for that one)."""
         now = self._clock()
         tasks = [self._build(request, now) for request in requests]
-        return await self._queue.enqueue(tasks)
+        return await self._queue.enqueue(tasks, batch_id)
 
     def _build(self, request: EnqueueRequest, now: int) -> Task:
         task_type = self._registry.get(request.task_name)

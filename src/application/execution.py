@@ -12,6 +12,8 @@ class AbortReason(StrEnum):
     SHUTDOWN = "shutdown"  # the worker is stopping: give the task back
     LOCK_LOST = "lock_lost"  # someone else may own it now: record nothing
     TIMEOUT = "timeout"  # the attempt took longer than the task's timeout
+    CANCELLED = "cancelled"  # an operator cancelled it: record it cancelled
+    KILLED = "killed"  # an operator force-failed it: already recorded, record nothing
 
 
 class Execution:

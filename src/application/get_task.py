@@ -7,10 +7,14 @@ from domain.task import Task
 
 
 class GetTask:
-    """The task with this id, from `queue` or whichever queue holds it."""
+    """The task with this id, from `queue` or whichever queue holds it; with `wait_ms`,
+    as soon as it is finished, or as it is when the wait is over."""
 
     def __init__(self, queue: ITaskQueue) -> None:
         self._queue = queue
 
-    async def execute(self, task_id: str, queue: str | None = None) -> Task:
-        return await self._queue.get(task_id, queue)
+    async def execute(self, task_id: str, queue: str | None = None, wait_ms: int = 0) -> Task:
+        task = await self._queue.get(task_id, queue)
+        if wait_ms > 0 and not task.status.is_terminal:
+            task = await self._queue.wait_finished(task, wait_ms)
+        return task

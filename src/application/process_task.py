@@ -142,12 +142,8 @@ class ProcessTask:
         keeper: list[asyncio.Task[None]] = []
         valid_until = self._clock() + lease.ttl_ms
 
-        def lost(detail: str) -> None:
-            execution.abort(AbortReason.LOCK_LOST, detail)
-
         def start() -> None:
-            keep = self._keeper.keep(execution.task, lease, lost, valid_until)
-            keeper.append(loop.create_task(keep))
+            keeper.append(loop.create_task(self._keeper.keep(execution, lease, valid_until)))
 
         timer = loop.call_later(lease.ttl_ms / 3_000, start)
 
@@ -188,6 +184,11 @@ class ProcessTask:
             return task.fail(timeout_failure(task.timeout_ms), self._clock(), self._rng)
         if execution.reason is AbortReason.SHUTDOWN:
             return task.returned(self._clock())
+        if execution.reason is AbortReason.CANCELLED:
+            return task.cancelled(self._clock())
+        if execution.reason is AbortReason.KILLED:
+            self._log.warning("task.killed")
+            return None
         self._log.error("task.abandoned", reason=execution.detail)
         return None
 
@@ -225,6 +226,8 @@ class ProcessTask:
         duration = None if last is None else last.finished_at - last.started_at
         if task.status is TaskStatus.COMPLETED:
             self._log.info("task.completed", duration_ms=duration)
+        elif task.status is TaskStatus.CANCELLED:
+            self._log.warning("task.cancelled", duration_ms=duration)
         elif task.status is TaskStatus.FAILED:
             self._log.error("task.failed", duration_ms=duration, error=_error_fields(task))
         elif task.status is TaskStatus.DELAYED:

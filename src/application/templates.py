@@ -81,8 +81,12 @@ class UseTemplate:
         self._store = store
         self._enqueue_task = enqueue_task
 
-    async def execute(self, template_id: str, run_at: int | None = None) -> Enqueued:
+    async def execute(
+        self, template_id: str, run_at: int | None = None, created_by: str | None = None
+    ) -> Enqueued:
         template = await self._store.get(template_id)
-        request = EnqueueRequest(template.task_type, template.data, run_at=run_at)
+        request = EnqueueRequest(
+            template.task_type, template.data, run_at=run_at, created_by=created_by
+        )
         with template_fields():
             return await self._enqueue_task.execute(request)

@@ -47,6 +47,20 @@ class UnknownTaskType(InvalidTask):
         self.name = name
 
 
+class InvalidTransition(SchedulerError):
+    """The task's status does not allow what was asked (retrying a completed task, say)."""
+
+    def __init__(self, task_id: str, status: str, action: str) -> None:
+        super().__init__(f"task {task_id!r} is {status}: it cannot be {action}")
+        self.task_id = task_id
+        self.status = status
+        self.action = action
+
+
+class TaskChanged(SchedulerError):
+    """The task changed between reading it and writing the change: read it again."""
+
+
 class LockNotAcquired(SchedulerError):
     """Another holder has the lock (or no quorum of lock servers answered)."""
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from domain.task import JSONObject, Task
+from domain.audit import AuditEntry
+from domain.task import JSONObject, Task, TaskStatus
 from domain.templates import Template
 
 
@@ -15,11 +16,12 @@ class EnqueueOutcome(StrEnum):
     CREATED = "created"
     EXISTING = "existing"  # same id, same name and payload: the earlier task stands
     REMOVED = "removed"  # same id as a task removed within the idempotency window
+    CONFLICT = "conflict"  # the id is held by a task with another name or payload
 
 
 @dataclass(frozen=True, slots=True)
 class Enqueued:
-    task: Task  # for REMOVED, the request as it would have been stored
+    task: Task  # for REMOVED and CONFLICT, the request as it would have been stored
     outcome: EnqueueOutcome
 
 
@@ -27,6 +29,73 @@ class Enqueued:
 class ClaimBatch:
     tasks: list[Task]
     next_due_at: int | None = None  # earliest delayed task, when nothing was claimable
+
+
+@dataclass(frozen=True, slots=True)
+class TaskQuery:
+    """A listing: filters (None = any), then a page by `cursor` or by `offset`."""
+
+    queue: str | None = None
+    status: TaskStatus | None = None
+    name: str | None = None
+    search: str | None = None
+    created_from: int | None = None
+    created_to: int | None = None
+    created_by: str | None = None
+    limit: int = 20
+    offset: int = 0
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    items: list[Task]
+    total: int | None  # None where a capped scan cannot know it
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    queue: str
+    paused: bool
+    counts: dict[TaskStatus, int]
+    type_counts: dict[str, dict[TaskStatus, int]]
+    durations_ms: dict[str, list[int]]  # recent durations of completed tasks, per type
+    finished_last_minute: int
+    finished_last_hour: int
+
+
+class StopKind(StrEnum):
+    CANCEL = "cancel"  # stop the handler and record the task cancelled
+    KILL = "kill"  # stop the handler; the task was already failed by the operator
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequest:
+    task_id: str
+    queue: str
+    kind: StopKind
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """A task moved: its new status (or "removed")."""
+
+    task_id: str
+    queue: str
+    name: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    worker_id: str
+    queues: list[str]
+    concurrency: int
+    running: int
+    processed: int
+    started_at: int
+    seen_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +121,14 @@ class ITaskQueue(Protocol):
     reported by `expired` so that it can be recovered as a stall.
     """
 
-    async def enqueue(self, tasks: Sequence[Task]) -> list[Enqueued]:
+    async def enqueue(self, tasks: Sequence[Task], batch_id: str | None = None) -> list[Enqueued]:
         """Store new tasks atomically each, in one round trip for the whole sequence.
+
+        With `batch_id`, the tasks are also recorded as that batch (see `batch`).
 
         An id already held by a task with the same name and payload answers EXISTING with
         that task; one removed within the idempotency window answers REMOVED. The same id
-        with another name or payload raises `DuplicateTask` (in bulk: for the first one).
+        with another name or payload answers CONFLICT and stores nothing for that task.
         """
         ...
 
@@ -91,6 +162,61 @@ class ITaskQueue(Protocol):
         """Record progress of an active task; `LockLost` if the token is stale."""
         ...
 
+    async def change(self, task: Task, previous: Task, *, stop: StopKind | None = None) -> None:
+        """Write an operator's change of a task read as `previous`.
+
+        Accepted only if the task still has the status and fencing token it had then;
+        `TaskChanged` otherwise (read it again and decide anew). With `stop`, the worker
+        running it, if any, is told to stop its handler.
+        """
+        ...
+
+    async def request_cancel(self, task: Task) -> None:
+        """Ask the worker running an active task to cancel it; the worker records the
+        outcome. `TaskChanged` if the task is no longer active."""
+        ...
+
+    def stop_requests(self, queues: Sequence[str]) -> AsyncIterator[StopRequest]:
+        """Operators' requests to stop running handlers, as they come (at most once each:
+        a worker also learns of a cancel when it next renews the task's lease)."""
+        ...
+
+    async def wait_finished(self, task: Task, timeout_ms: int) -> Task:
+        """The task as soon as it reaches a terminal status, or as it is after the timeout
+        (pushed by the storage, not polled)."""
+        ...
+
+    async def events(self) -> AsyncIterator[TaskEvent]:
+        """Subscribe, then iterate: every transition of every queue's tasks from the
+        moment this returns (a live feed: a reader too slow to keep up loses events,
+        never tasks)."""
+        ...
+
+    async def list_tasks(self, query: TaskQuery) -> TaskPage:
+        """Newest first. Filters on status, name, queue and creation time use indexes;
+        `search` matches an id prefix or the words of the name and string payload
+        values, and falls back to a scan capped per call (then `total` is None)."""
+        ...
+
+    async def stats(self, now: int) -> list[QueueStats]:
+        """Counts per queue, status and task type, recent durations, throughput: O(1) per
+        queue and type, never a scan of tasks."""
+        ...
+
+    async def set_paused(self, queue: str, paused: bool) -> None:
+        """A paused queue hands out no task; running ones finish."""
+        ...
+
+    async def batch(self, batch_id: str) -> list[Task]:
+        """The tasks of a batch as they are now (removed ones left out);
+        `TaskNotFound` for an unknown batch."""
+        ...
+
+    async def sweep(self, queue: str, finished_before: Mapping[TaskStatus, int], limit: int) -> int:
+        """Retention: remove up to `limit` terminal tasks that finished before the time
+        given for their status (ids stay reserved as with `remove`). The number removed."""
+        ...
+
     async def remove(self, task: Task) -> None:
         """Delete a task that is not active (`TaskActive` otherwise).
 
@@ -99,8 +225,11 @@ class ITaskQueue(Protocol):
         """
         ...
 
-    async def extend_lease(self, task: Task, lease_ms: int, now: int) -> None:
-        """Push the lease of an active task to `now + lease_ms`; `LockLost` if not ours."""
+    async def extend_lease(self, task: Task, lease_ms: int, now: int) -> bool:
+        """Push the lease of an active task to `now + lease_ms`; `LockLost` if not ours.
+
+        True when an operator has asked to cancel the task meanwhile.
+        """
         ...
 
     async def expired(self, queue: str, now: int, limit: int) -> list[Task]:
@@ -154,4 +283,41 @@ class ITemplateStore(Protocol):
 
     async def remove(self, template_id: str) -> None:
         """Delete the template; `TemplateNotFound` if there is none."""
+        ...
+
+
+class IAuditLog(Protocol):
+    """An append-only record of operators' actions, bounded to the latest ~100,000 entries.
+
+    Entries are read newest first, a page at a time. A page comes with a cursor when older
+    entries remain: `read(limit, before=cursor)` continues strictly after the last entry of
+    that page, so no entry is read twice, even while new ones are recorded. Cursors are
+    opaque strings; one older than the retained entries simply yields an empty page.
+    """
+
+    async def record(self, entry: AuditEntry) -> None:
+        """Append one entry; once stored, readers see it at the head of the log."""
+        ...
+
+    async def read(
+        self, limit: int, before: str | None = None
+    ) -> tuple[list[AuditEntry], str | None]:
+        """Up to `limit` entries older than `before` (None: the newest), and the cursor of
+        the next page, or None when this page reaches the oldest entry."""
+        ...
+
+
+class IWorkerRegistry(Protocol):
+    """Live workers, as their heartbeats tell: a worker not seen for `stale_ms` is gone."""
+
+    async def heartbeat(self, worker: WorkerInfo, ttl_ms: int) -> None:
+        """Record that the worker is alive now; forgotten after `ttl_ms` without another."""
+        ...
+
+    async def forget(self, worker_id: str) -> None:
+        """The worker stopped cleanly."""
+        ...
+
+    async def live(self, now: int) -> list[WorkerInfo]:
+        """Workers whose last heartbeat has not expired, oldest started first."""
         ...

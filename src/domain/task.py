@@ -9,7 +9,7 @@ from enum import StrEnum
 from random import Random
 from typing import Any
 
-from domain.errors import InvalidTask
+from domain.errors import InvalidTask, InvalidTransition
 
 JSONObject = dict[str, Any]
 
@@ -162,6 +162,72 @@ class Task:
             return self._settle(TaskStatus.FAILED, now, "stalled", error=error, stalls=stalls)
         delay = self.backoff.delay_for(self.attempts + stalls, rng)
         return self._retry(now, delay, "stalled", error=error, stalls=stalls)
+
+    def cancelled(self, now: int) -> Task:
+        """An operator cancels: a waiting or delayed task at once, an active one once its
+        worker has stopped the handler (the worker records this outcome)."""
+        self._require({TaskStatus.WAITING, TaskStatus.DELAYED, TaskStatus.ACTIVE}, "cancelled")
+        history = self.history
+        if self.status is TaskStatus.ACTIVE:
+            history = (*history, self._entry(now, "cancelled"))
+        return replace(
+            self,
+            status=TaskStatus.CANCELLED,
+            finished_at=now,
+            worker_id=None if self.status is not TaskStatus.ACTIVE else self.worker_id,
+            history=history,
+        )
+
+    def killed(self, now: int) -> Task:
+        """An operator force-fails a task that has not finished (seed 003's kill)."""
+        self._require({TaskStatus.WAITING, TaskStatus.DELAYED, TaskStatus.ACTIVE}, "killed")
+        history = self.history
+        if self.status is TaskStatus.ACTIVE:
+            history = (*history, self._entry(now, "killed"))
+        return replace(
+            self,
+            status=TaskStatus.FAILED,
+            finished_at=now,
+            error=TaskError("Killed", "killed by an operator"),
+            history=history,
+        )
+
+    def retried(self, now: int) -> Task:
+        """An operator retries a failed or cancelled task: a fresh set of attempts."""
+        self._require({TaskStatus.FAILED, TaskStatus.CANCELLED}, "retried")
+        return replace(
+            self,
+            status=TaskStatus.WAITING,
+            run_at=now,
+            attempts=0,
+            stalls=0,
+            finished_at=None,
+            error=None,
+            result=None,
+            worker_id=None,
+        )
+
+    def copy_as(self, task_id: str, now: int, run_at: int | None = None) -> Task:
+        """A new task with this one's work and options (the API's duplicate)."""
+        due = max(run_at if run_at is not None else now, now)
+        return Task(
+            id=task_id,
+            name=self.name,
+            payload=self.payload,
+            created_at=now,
+            run_at=due,
+            status=TaskStatus.DELAYED if due > now else TaskStatus.WAITING,
+            queue=self.queue,
+            priority=self.priority,
+            max_attempts=self.max_attempts,
+            backoff=self.backoff,
+            timeout_ms=self.timeout_ms,
+            created_by=self.created_by,
+        )
+
+    def _require(self, allowed: set[TaskStatus], action: str) -> None:
+        if self.status not in allowed:
+            raise InvalidTransition(self.id, self.status.value, action)
 
     def _entry(self, now: int, outcome: str) -> Attempt:
         return Attempt(self.worker_id or "", self.started_at or now, now, outcome)

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     default_timeout_ms: int = Field(default=300_000, ge=1)
     shutdown_grace_ms: int = Field(default=30_000, ge=0)
     idempotency_window_ms: int = Field(default=86_400_000, ge=1)
+    retain_completed_ms: int = Field(default=7 * 86_400_000, ge=0, description="0 = forever")
+    retain_failed_ms: int = Field(default=30 * 86_400_000, ge=0, description="0 = forever")
+    retain_cancelled_ms: int = Field(default=7 * 86_400_000, ge=0, description="0 = forever")
     worker_concurrency: int = Field(default=10, ge=1)
     worker_queues: str = "default"
     files_base_dir: Path = Path("./data/files")
@@ -41,6 +44,10 @@ class Settings(BaseSettings):
     smtp_tls: Literal["none", "starttls", "tls"] = "none"
     smtp_from: str = "conveyor@localhost"
     smtp_timeout_s: float = Field(default=30.0, gt=0)
+    api_keys: str = Field(
+        default="", repr=False, description="name:key:role,... (producer or admin); empty: open"
+    )
+    cors_origins: str = Field(default="", description="comma-separated origins allowed by CORS")
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     task_modules: str = Field(
@@ -64,6 +71,10 @@ class Settings(BaseSettings):
     @property
     def task_module_list(self) -> list[str]:
         return [name.strip() for name in self.task_modules.split(",") if name.strip()]
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @property
     def worker_queue_list(self) -> list[str]:

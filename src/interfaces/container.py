@@ -13,18 +13,31 @@ from dependency_injector import containers, providers
 from redis.asyncio import Redis
 from ulid import ULID
 
+from application.audit import ReadAudit, RecordAudit
+from application.bulk_change import BulkChange
+from application.change_task import ChangeTask
 from application.clock import system_clock
+from application.clone_task import CloneTask
 from application.delete_task import DeleteTask
 from application.enqueue_task import EnqueueTask
+from application.get_batch import GetBatch
+from application.get_stats import GetStats
 from application.get_task import GetTask
+from application.list_tasks import ExportTasks, ListTasks
+from application.pause_queue import PauseQueue
 from application.process_task import ProcessPolicy, ProcessTask
 from application.recover_stalled import RecoverStalled
+from application.sweep_finished import Retention, SweepFinished
 from application.templates import CreateTemplate, DeleteTemplate, ListTemplates, UseTemplate
+from application.watch_events import WatchEvents
+from application.workers import Heartbeat, ListWorkers
 from infrastructure.lock import RedlockService
 from infrastructure.logging import get_logger
+from infrastructure.redis.audit import RedisAuditLog
 from infrastructure.redis.client import create_blocking_redis, create_lock_redis, create_redis
 from infrastructure.redis.queue import RedisTaskQueue
 from infrastructure.redis.templates import RedisTemplateStore
+from infrastructure.redis.workers import RedisWorkerRegistry
 from infrastructure.registry import build_registry
 from infrastructure.settings import Settings
 
@@ -76,6 +89,24 @@ def _process_policy(settings: Settings) -> ProcessPolicy:
     )
 
 
+def _retention(settings: Settings) -> Retention:
+    return Retention(
+        completed_ms=settings.retain_completed_ms,
+        failed_ms=settings.retain_failed_ms,
+        cancelled_ms=settings.retain_cancelled_ms,
+    )
+
+
+async def _queue(
+    client: Redis, blocking_client: Redis, idempotency_window_ms: int
+) -> AsyncIterator[RedisTaskQueue]:
+    queue = RedisTaskQueue(client, blocking_client, idempotency_window_ms)
+    try:
+        yield queue
+    finally:
+        await queue.aclose()
+
+
 class Container(containers.DeclarativeContainer):
     """Adapters are singletons, use cases factories, Redis clients async resources."""
 
@@ -96,13 +127,14 @@ class Container(containers.DeclarativeContainer):
     )
 
     registry = providers.Singleton(build_registry, settings=settings)
-    queue = providers.Singleton(
-        RedisTaskQueue,
+    queue = providers.Resource(
+        _queue,
         client=redis,
         blocking_client=blocking_redis,
         idempotency_window_ms=settings.provided.idempotency_window_ms,
     )
     locks = providers.Singleton(RedlockService, masters=lock_masters)
+    audit_log = providers.Singleton(RedisAuditLog, client=redis)
 
     enqueue_task = providers.Factory(
         EnqueueTask,
@@ -113,7 +145,27 @@ class Container(containers.DeclarativeContainer):
         default_timeout_ms=settings.provided.default_timeout_ms,
     )
     get_task = providers.Factory(GetTask, queue=queue)
-    delete_task = providers.Factory(DeleteTask, queue=queue)
+    delete_task = providers.Factory(DeleteTask, queue=queue, clock=clock, audit=audit_log)
+    change_task = providers.Factory(ChangeTask, queue=queue, clock=clock, audit=audit_log)
+    bulk_change = providers.Factory(BulkChange, change=change_task)
+    clone_task = providers.Factory(
+        CloneTask, queue=queue, clock=clock, new_id=providers.Object(new_task_id)
+    )
+    list_tasks = providers.Factory(ListTasks, queue=queue)
+    export_tasks = providers.Factory(ExportTasks, queue=queue)
+    get_stats = providers.Factory(GetStats, queue=queue, clock=clock)
+    pause_queue = providers.Factory(PauseQueue, queue=queue, clock=clock, audit=audit_log)
+    get_batch = providers.Factory(GetBatch, queue=queue)
+    worker_registry = providers.Singleton(RedisWorkerRegistry, client=redis)
+    watch_events = providers.Factory(WatchEvents, queue=queue)
+    list_workers = providers.Factory(ListWorkers, registry=worker_registry, clock=clock)
+    heartbeat = providers.Factory(Heartbeat, registry=worker_registry, clock=clock)
+    sweep_finished = providers.Factory(
+        SweepFinished,
+        queue=queue,
+        clock=clock,
+        retention=providers.Callable(_retention, settings),
+    )
     templates = providers.Singleton(RedisTemplateStore, client=redis)
     create_template = providers.Factory(
         CreateTemplate, store=templates, registry=registry, clock=clock
@@ -121,6 +173,8 @@ class Container(containers.DeclarativeContainer):
     list_templates = providers.Factory(ListTemplates, store=templates)
     delete_template = providers.Factory(DeleteTemplate, store=templates)
     use_template = providers.Factory(UseTemplate, store=templates, enqueue_task=enqueue_task)
+    record_audit = providers.Factory(RecordAudit, log=audit_log, clock=clock)
+    read_audit = providers.Factory(ReadAudit, log=audit_log)
     process_task = providers.Singleton(
         ProcessTask,
         queue=queue,

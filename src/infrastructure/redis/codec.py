@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ _TASK = TypeAdapter(Task)
 _ANY = TypeAdapter(Any)
 _ERROR = TypeAdapter(TaskError)
 
+_TASK_FIELDS = frozenset(field.name for field in dataclasses.fields(Task))
 JSON_FIELDS = frozenset({"payload", "backoff", "result", "error", "progress", "history"})
 # What a settle may change; the rest is written once, at enqueue (history is appended).
 MUTABLE_FIELDS = (
@@ -78,7 +80,7 @@ def decode(fields: Mapping[str, str] | list[str]) -> Task:
     data: dict[str, Any] = {
         name: json.loads(value) if name in JSON_FIELDS else value
         for name, value in fields.items()
-        if name != "fp"
+        if name in _TASK_FIELDS  # the hash also keeps index bookkeeping (ix, tokens, ...)
     }
     return _TASK.validate_python(data)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from domain.task import TaskStatus
 
@@ -67,6 +67,54 @@ class QueueKeys:
     def state_sets(self) -> list[str]:
         return [self.state(status) for status in TaskStatus if status is not TaskStatus.ACTIVE]
 
+    # The keys below are also built inside the Lua scripts (lua/_lib.lua) from `prefix`,
+    # for tasks a script finds itself; keep both in step.
+
+    def index(self, status: TaskStatus, name: str) -> str:
+        """Tasks of one status and name, scored by creation order (the `ix` field)."""
+        return f"{self.prefix}idx:{status.value}:{name}"
+
+    @cached_property
+    def ids(self) -> str:
+        return f"{self.prefix}ids"
+
+    def token(self, token: str) -> str:
+        return f"{self.prefix}tok:{token}"
+
+    @cached_property
+    def names(self) -> str:
+        return f"{self.prefix}names"
+
+    def finished(self, minute: int) -> str:
+        """How many tasks finished in that minute (ms // 60000); kept two hours."""
+        return f"{self.prefix}finished:{minute}"
+
+    def durations(self, name: str) -> str:
+        return f"{self.prefix}durations:{name}"
+
+    @cached_property
+    def events(self) -> str:
+        """Pub/sub channel: every transition of the queue's tasks."""
+        return f"{self.prefix}events"
+
+    @cached_property
+    def control(self) -> str:
+        """Pub/sub channel: operators' stop requests for running handlers."""
+        return f"{self.prefix}control"
+
+
+@lru_cache(maxsize=1024)
+def keys_of(queue: str) -> QueueKeys:
+    return QueueKeys(queue)
+
+
+EVENTS_PATTERN = f"{ROOT}:*:events"
+CONTROL_PATTERN = f"{ROOT}:*:control"
+
+
+def batch(batch_id: str) -> str:
+    return f"{ROOT}:batch:{batch_id}"
+
 
 _STATE_SETS = {
     TaskStatus.WAITING: "wait",
@@ -82,3 +130,16 @@ _STATE_SETS = {
 TEMPLATES = f"{ROOT}:{{templates}}:all"
 TEMPLATES_SEQ = f"{ROOT}:{{templates}}:seq"
 TEMPLATES_BY_CREATED = f"{ROOT}:{{templates}}:by_created"
+
+# The audit log: one capped stream, in a slot of its own.
+AUDIT_LOG = f"{ROOT}:{{audit}}:log"
+
+
+class _WorkerKeys:
+    """Live workers: one slot of their own."""
+
+    info = f"{ROOT}:{{workers}}:info"
+    expiry = f"{ROOT}:{{workers}}:expiry"
+
+
+WORKERS = _WorkerKeys()

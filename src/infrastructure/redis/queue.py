@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Coroutine, Sequence
-from functools import lru_cache
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar, cast
 
 from redis.asyncio import Redis
@@ -13,28 +12,37 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from domain.errors import QueueUnavailable, TaskNotFound
-from domain.ports import ClaimBatch, Enqueued, EnqueueOutcome
+from domain.ports import (
+    ClaimBatch,
+    Enqueued,
+    EnqueueOutcome,
+    QueueStats,
+    StopKind,
+    StopRequest,
+    TaskEvent,
+    TaskPage,
+    TaskQuery,
+)
 from domain.task import Task, TaskStatus
 from infrastructure.redis import codec
-from infrastructure.redis.keys import QUEUES, QueueKeys
+from infrastructure.redis.events import EventHub
+from infrastructure.redis.keys import QUEUES, batch, keys_of
+from infrastructure.redis.queries import QueueReader
 from infrastructure.redis.scripts import (
     Code,
     Scripts,
     raise_for,
-    raise_for_enqueue,
+    raise_for_change,
     raise_for_remove,
 )
+from infrastructure.redis.search import task_tokens
 from infrastructure.redis.waiter import MarkerWaiter
 
 _QUEUE_REFRESH_S = 60.0  # re-announce a queue in the registry set at most this often
+_BATCH_TTL_MS = 7 * 24 * 3600 * 1000
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-@lru_cache(maxsize=1024)
-def keys_of(queue: str) -> QueueKeys:
-    return QueueKeys(queue)
 
 
 def _reachable(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -51,33 +59,43 @@ def _reachable(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Corou
 
 
 class RedisTaskQueue:
-    """The queue's state in Redis: a hash per task, a sorted set per status.
+    """The queue's state in Redis: a hash per task, a sorted set per status, and indexes.
 
     Both clients must decode responses to str; `blocking_client` holds the one connection
     idle workers block on. `idempotency_window_ms` is how long a removed task's id keeps
-    answering "removed" to a repeated enqueue.
+    answering "removed" to a repeated enqueue. Reads (listing, stats) live in
+    QueueReader, pushed events in EventHub.
     """
 
     def __init__(self, client: Redis, blocking_client: Redis, idempotency_window_ms: int) -> None:
         self._redis = client
-        self._waiter = MarkerWaiter(client, blocking_client)
         self._scripts = Scripts.register(client)
+        self._waiter = MarkerWaiter(client, blocking_client)
+        self._reader = QueueReader(client)
+        self._events = EventHub(client)
         self._window_ms = idempotency_window_ms
         self._announced: dict[str, float] = {}
 
+    async def aclose(self) -> None:
+        await self._events.aclose()
+
     @_reachable
-    async def enqueue(self, tasks: Sequence[Task]) -> list[Enqueued]:
+    async def enqueue(self, tasks: Sequence[Task], batch_id: str | None = None) -> list[Enqueued]:
         by_queue: dict[str, list[int]] = {}
         for index, task in enumerate(tasks):
             by_queue.setdefault(task.queue, []).append(index)
         batches = [[tasks[index] for index in indexes] for indexes in by_queue.values()]
-        if len(batches) == 1:
+        if len(batches) == 1 and batch_id is None:
             replies = [await self._enqueue_batch(batches[0], self._redis)]
         else:
             async with self._redis.pipeline(transaction=False) as pipe:
-                for batch in batches:
-                    await self._enqueue_batch(batch, pipe)
-                replies = await pipe.execute()
+                for group in batches:
+                    await self._enqueue_batch(group, pipe)
+                if batch_id is not None:
+                    members = [f"{task.queue}\t{task.id}" for task in tasks]
+                    pipe.rpush(batch(batch_id), *members)
+                    pipe.pexpire(batch(batch_id), _BATCH_TTL_MS)
+                replies = (await pipe.execute())[: len(batches)]
         await self._announce(set(by_queue))
         outcomes: list[Enqueued | None] = [None] * len(tasks)
         for indexes, batch_replies in zip(by_queue.values(), replies, strict=True):
@@ -94,19 +112,24 @@ class RedisTaskQueue:
             per_task += [keys.task(task.id), keys.removed(task.id)]
             fields = codec.encode(task)
             fields["fp"] = codec.fingerprint(task)
+            tokens = task_tokens(task.name, task.payload)
+            fields["tokens"] = " ".join(tokens)
             described.append(
                 {
                     "id": task.id,
+                    "name": task.name,
                     "fp": fields["fp"],
                     "status": task.status.value,
                     "run_at": task.run_at,
+                    "created_at": task.created_at,
                     "priority": task.priority,
+                    "tokens": tokens,
                     "fields": fields,
                 }
             )
         return await self._scripts.enqueue_tasks(
             keys=[keys.wait, keys.delayed, keys.marker, keys.seq, *per_task],
-            args=[codec.encode_json(described)],
+            args=[codec.encode_json(described), keys.prefix, keys.queue],
             client=client,
         )
 
@@ -119,14 +142,7 @@ class RedisTaskQueue:
 
     @_reachable
     async def get(self, task_id: str, queue: str | None = None) -> Task:
-        queues = [queue] if queue else sorted(await self._redis.smembers(QUEUES))
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for name in queues:
-                pipe.hgetall(keys_of(name).task(task_id))
-            found = [fields for fields in await pipe.execute() if fields]
-        if not found:
-            raise TaskNotFound(task_id)
-        return codec.decode(found[0])
+        return await self._reader.get(task_id, queue)
 
     @_reachable
     async def claim(
@@ -143,7 +159,7 @@ class RedisTaskQueue:
                 keys.fence,
                 keys.seq,
             ],
-            args=[now, limit, now + lease_ms, worker_id, keys.task_prefix],
+            args=[now, limit, now + lease_ms, worker_id, keys.prefix, queue],
         )
         next_due = int(reply[0])
         tasks = [codec.decode(fields) for fields in reply[1:]]
@@ -156,13 +172,31 @@ class RedisTaskQueue:
 
     @_reachable
     async def settle(self, task: Task, *, lease_expired_by: int | None = None) -> None:
+        code = await self._move(task, TaskStatus.ACTIVE, task.fence, lease_expired_by, None)
+        raise_for(code, task.id)
+
+    @_reachable
+    async def change(self, task: Task, previous: Task, *, stop: StopKind | None = None) -> None:
+        code = await self._move(task, previous.status, previous.fence, None, stop)
+        raise_for_change(code, task.id)
+
+    async def _move(
+        self,
+        task: Task,
+        expected: TaskStatus,
+        fence: int,
+        lease_expired_by: int | None,
+        stop: StopKind | None,
+    ) -> int:
         keys = keys_of(task.queue)
         present, absent = codec.encode_changes(task)
         score = task.run_at if task.status is TaskStatus.DELAYED else task.finished_at or 0
-        code = await self._scripts.settle_task(
+        last = task.history[-1] if task.history else None
+        duration = last.finished_at - last.started_at if last else -1
+        code = await self._scripts.move_task(
             keys=[
                 keys.task(task.id),
-                keys.active,
+                keys.state(expected),
                 keys.state(task.status),
                 keys.marker,
                 keys.seq,
@@ -170,24 +204,51 @@ class RedisTaskQueue:
             ],
             args=[
                 task.id,
-                task.fence,
+                expected.value,
+                fence,
                 task.status.value,
                 score,
                 lease_expired_by or 0,
+                keys.prefix,
+                task.queue,
+                duration,
+                stop.value if stop else "",
                 len(present),
                 *[item for pair in present.items() for item in pair],
                 *absent,
+                "cancel_requested",
             ],
         )
-        raise_for(int(code), task.id)
+        return int(code)
 
     @_reachable
-    async def extend_lease(self, task: Task, lease_ms: int, now: int) -> None:
+    async def extend_lease(self, task: Task, lease_ms: int, now: int) -> bool:
         keys = keys_of(task.queue)
-        code = await self._scripts.extend_lease(
-            keys=[keys.task(task.id), keys.active], args=[task.id, task.fence, now + lease_ms]
+        code = int(
+            await self._scripts.extend_lease(
+                keys=[keys.task(task.id), keys.active], args=[task.id, task.fence, now + lease_ms]
+            )
         )
-        raise_for(int(code), task.id)
+        raise_for(code, task.id)
+        return code == 1
+
+    @_reachable
+    async def request_cancel(self, task: Task) -> None:
+        keys = keys_of(task.queue)
+        code = await self._scripts.request_cancel(
+            keys=[keys.task(task.id)], args=[task.id, keys.prefix]
+        )
+        raise_for_change(int(code), task.id)
+
+    async def stop_requests(self, queues: Sequence[str]) -> AsyncIterator[StopRequest]:
+        channels = {keys_of(queue).control: queue for queue in queues}
+        async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+            await pubsub.subscribe(*channels)
+            async for message in pubsub.listen():
+                kind, _, task_id = str(message["data"]).partition(" ")
+                queue = channels.get(str(message["channel"]))
+                if queue is not None and kind in StopKind.__members__.values():
+                    yield StopRequest(task_id, queue, StopKind(kind))
 
     @_reachable
     async def set_progress(self, task: Task, progress: Any) -> None:
@@ -204,27 +265,73 @@ class RedisTaskQueue:
             list[str],
             await self._redis.zrangebyscore(keys.active, "-inf", f"({now}", start=0, num=limit),
         )
-        if not ids:
-            return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for task_id in ids:
-                pipe.hgetall(keys.task(task_id))
-            found = await pipe.execute()
-        return [codec.decode(fields) for fields in found if fields]
+        return await self._reader.tasks(queue, ids)
 
     @_reachable
     async def remove(self, task: Task) -> None:
         keys = keys_of(task.queue)
         code = await self._scripts.remove_task(
-            keys=[keys.task(task.id), keys.removed(task.id), *keys.state_sets],
-            args=[task.id, self._window_ms],
+            keys=[keys.task(task.id), keys.removed(task.id)],
+            args=[task.id, self._window_ms, keys.prefix, task.queue],
         )
         raise_for_remove(int(code), task.id)
+
+    @_reachable
+    async def sweep(self, queue: str, finished_before: Mapping[TaskStatus, int], limit: int) -> int:
+        keys = keys_of(queue)
+        terminal = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+        removed = await self._scripts.sweep_tasks(
+            keys=[keys.state(status) for status in terminal],
+            args=[
+                *[finished_before.get(status, 0) for status in terminal],
+                limit,
+                self._window_ms,
+                keys.prefix,
+                queue,
+            ],
+        )
+        return int(removed)
+
+    @_reachable
+    async def set_paused(self, queue: str, paused: bool) -> None:
+        keys = keys_of(queue)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if paused:
+                pipe.hset(keys.meta, "paused", "1")
+            else:
+                pipe.hdel(keys.meta, "paused")
+                pipe.zadd(keys.marker, {"0": 0})  # idle workers look again at once
+            pipe.sadd(QUEUES, queue)
+            await pipe.execute()
+
+    @_reachable
+    async def wait_finished(self, task: Task, timeout_ms: int) -> Task:
+        return await self._events.wait_finished(task, timeout_ms, self._reader.get)
+
+    @_reachable
+    async def events(self) -> AsyncIterator[TaskEvent]:
+        return await self._events.stream()
+
+    @_reachable
+    async def list_tasks(self, query: TaskQuery) -> TaskPage:
+        return await self._reader.list_tasks(query)
+
+    @_reachable
+    async def stats(self, now: int) -> list[QueueStats]:
+        return await self._reader.stats(now)
+
+    @_reachable
+    async def batch(self, batch_id: str) -> list[Task]:
+        members = cast(list[str], await self._redis.lrange(batch(batch_id), 0, -1))
+        if not members:
+            raise TaskNotFound(batch_id)
+        return await self._reader.members(member.split("\t", 1) for member in members)
 
 
 def _enqueued(task: Task, reply: list[Any]) -> Enqueued:
     code = int(reply[0])
-    raise_for_enqueue(code, task.id)
+    if code == Code.STALE:
+        return Enqueued(task, EnqueueOutcome.CONFLICT)
     if code == Code.EXISTS:
         return Enqueued(codec.decode(reply[1]), EnqueueOutcome.EXISTING)
     if code == Code.REMOVED:

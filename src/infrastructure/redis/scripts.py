@@ -9,7 +9,13 @@ from importlib import resources
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from domain.errors import DuplicateTask, LockLost, SchedulerError, TaskActive, TaskNotFound
+from domain.errors import (
+    LockLost,
+    SchedulerError,
+    TaskActive,
+    TaskChanged,
+    TaskNotFound,
+)
 
 
 class Code(IntEnum):
@@ -22,7 +28,8 @@ class Code(IntEnum):
 
 
 def raise_for(code: int, task_id: str) -> None:
-    """Turn a script's negative return code into the domain error it stands for."""
+    """Turn a script's negative return code into the domain error it stands for (for a
+    worker's own task: a changed task means its lease is lost)."""
     if code >= 0:
         return
     if code == Code.STALE:
@@ -34,9 +41,11 @@ def raise_for(code: int, task_id: str) -> None:
     raise SchedulerError(f"task {task_id!r}: unexpected script result {code}")
 
 
-def raise_for_enqueue(code: int, task_id: str) -> None:
+def raise_for_change(code: int, task_id: str) -> None:
+    """The same for an operator's change: a changed task is to be read again."""
     if code == Code.STALE:
-        raise DuplicateTask(task_id)
+        raise TaskChanged(f"task {task_id!r} changed meanwhile")
+    raise_for(code, task_id)
 
 
 def raise_for_remove(code: int, task_id: str) -> None:
@@ -46,17 +55,20 @@ def raise_for_remove(code: int, task_id: str) -> None:
 
 
 def _source(name: str) -> str:
-    return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text()
+    lua = resources.files(__package__).joinpath("lua")
+    return lua.joinpath("_lib.lua").read_text() + lua.joinpath(f"{name}.lua").read_text()
 
 
 @dataclass(frozen=True)
 class Scripts:
     enqueue_tasks: AsyncScript
     claim_tasks: AsyncScript
-    settle_task: AsyncScript
+    move_task: AsyncScript
     extend_lease: AsyncScript
     set_progress: AsyncScript
     remove_task: AsyncScript
+    sweep_tasks: AsyncScript
+    request_cancel: AsyncScript
 
     @classmethod
     def register(cls, client: Redis) -> Scripts:

@@ -8,14 +8,22 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.config.app import AppConfig
+from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.pydantic import PydanticPlugin
 
 from infrastructure.logging import get_logger
-from interfaces.container import Container, resolve
+from interfaces.container import Container, new_task_id, resolve
+from interfaces.http.actions import ActionController
+from interfaces.http.audit import audit_log
+from interfaces.http.auth import AUTH_EXCEPTION_HANDLERS, ApiKeys, AuthGuard, provide_principal
 from interfaces.http.errors import EXCEPTION_HANDLERS
 from interfaces.http.health import health, ready
+from interfaces.http.listing import ExportController
+from interfaces.http.live import events, workers
+from interfaces.http.queues import QueueController
+from interfaces.http.seeds import SEED_ROUTES
 from interfaces.http.tasks import TaskController
 from interfaces.http.templates import TemplateController
 
@@ -30,6 +38,9 @@ def _provide(factory: Callable[[], Any]) -> Provide:
 
 
 def create_app(container: Container) -> Litestar:
+    settings = container.settings()
+    guard = AuthGuard(ApiKeys.parse(settings.api_keys))  # a bad API_KEYS stops the start
+
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await container.init_resources()  # type: ignore[misc]
@@ -41,18 +52,47 @@ def create_app(container: Container) -> Litestar:
             await container.shutdown_resources()  # type: ignore[misc]
 
     return Litestar(
-        route_handlers=[TaskController, TemplateController, health, ready],
+        route_handlers=[
+            TaskController,
+            ExportController,
+            ActionController,
+            QueueController,
+            TemplateController,
+            health,
+            ready,
+            workers,
+            events,
+            audit_log,
+            *SEED_ROUTES,
+        ],
         dependencies={
             "enqueue_task": _provide(container.enqueue_task),
             "get_task": _provide(container.get_task),
             "delete_task": _provide(container.delete_task),
+            "change_task": _provide(container.change_task),
+            "bulk_change": _provide(container.bulk_change),
+            "clone_task": _provide(container.clone_task),
+            "list_tasks": _provide(container.list_tasks),
+            "export_tasks": _provide(container.export_tasks),
+            "get_stats": _provide(container.get_stats),
+            "pause_queue": _provide(container.pause_queue),
+            "get_batch": _provide(container.get_batch),
+            "list_workers": _provide(container.list_workers),
+            "watch_events": _provide(container.watch_events),
+            "new_batch_id": Provide(lambda: new_task_id, sync_to_thread=False),
             "create_template": _provide(container.create_template),
             "list_templates": _provide(container.list_templates),
             "delete_template": _provide(container.delete_template),
             "use_template": _provide(container.use_template),
             "redis": _provide(container.redis),
+            "record_audit": _provide(container.record_audit),
+            "read_audit": _provide(container.read_audit),
+            "principal": Provide(provide_principal, sync_to_thread=False),
         },
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, **AUTH_EXCEPTION_HANDLERS},
+        guards=[guard],
+        on_startup=[guard.announce],
+        cors_config=_cors(settings.cors_origin_list),
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="Conveyor", version="0.1.0", path="/schema"),
         request_max_body_size=MAX_BODY_BYTES,
@@ -60,6 +100,11 @@ def create_app(container: Container) -> Litestar:
         logging_config=None,
         on_app_init=[_quiet],
     )
+
+
+def _cors(origins: list[str]) -> CORSConfig | None:
+    # Keys travel in headers, never cookies, so credentials stay disallowed.
+    return CORSConfig(allow_origins=origins) if origins else None
 
 
 def _quiet(config: AppConfig) -> AppConfig:

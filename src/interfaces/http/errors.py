@@ -12,10 +12,12 @@ from redis.exceptions import RedisError
 from domain.errors import (
     DuplicateTask,
     InvalidTask,
+    InvalidTransition,
     LockLost,
     QueueUnavailable,
     SchedulerError,
     TaskActive,
+    TaskChanged,
     TaskNotFound,
     TemplateNotFound,
 )
@@ -27,6 +29,8 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (TemplateNotFound, 404, "not_found"),
     (DuplicateTask, 409, "conflict"),
     (TaskActive, 409, "task_active"),
+    (InvalidTransition, 409, "conflict"),
+    (TaskChanged, 409, "conflict"),
     (LockLost, 409, "conflict"),
     (QueueUnavailable, 503, "unavailable"),
     (RedisError, 503, "unavailable"),

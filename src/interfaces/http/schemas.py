@@ -168,3 +168,116 @@ class ErrorBody(BaseModel):
 
 class HealthOut(BaseModel):
     status: str
+
+
+class PageOut(WireModel):
+    items: list[TaskOut]
+    total: int | None
+    next_cursor: str | None
+
+
+class BulkEnqueueBody(WireModel):
+    tasks: list[EnqueueBody] = Field(min_length=1, max_length=1_000)
+
+
+class BulkItemOut(WireModel):
+    """One task of a bulk enqueue: `status` is the task's, or `removed`, or `conflict`."""
+
+    id: str
+    status: str
+    task: TaskOut | None = None
+
+
+class BulkEnqueueOut(WireModel):
+    batch_id: str
+    tasks: list[BulkItemOut]
+
+
+class IdsBody(WireModel):
+    ids: list[str | int] = Field(min_length=1, max_length=1_000)
+
+    def task_ids(self) -> list[str]:
+        """Seed 001 sends numeric ids; ours are strings."""
+        return [str(task_id) for task_id in self.ids]
+
+
+class BulkOutcomeOut(WireModel):
+    id: str
+    outcome: Literal["ok", "not_found", "conflict"]
+    status: str | None = None
+    detail: str | None = None
+
+
+class BulkOutcomesOut(WireModel):
+    results: list[BulkOutcomeOut]
+
+
+class DuplicateBody(WireModel):
+    run_at: datetime | None = None
+
+    def run_at_ms(self) -> int | None:
+        return None if self.run_at is None else _millis(self.run_at)
+
+
+class DurationsOut(WireModel):
+    p50: int | None
+    p95: int | None
+
+
+class TypeStatsOut(WireModel):
+    counts: dict[str, int]
+    duration_ms: DurationsOut
+
+
+class QueueStatsOut(WireModel):
+    waiting: int
+    active: int
+    completed: int
+    failed: int
+    delayed: int
+    cancelled: int
+    paused: bool
+
+
+class ThroughputOut(WireModel):
+    last_minute: int
+    last_hour: int
+
+
+class StatsOut(WireModel):
+    waiting: int
+    active: int
+    completed: int
+    failed: int
+    delayed: int
+    cancelled: int
+    queues: dict[str, QueueStatsOut]
+    task_types: dict[str, TypeStatsOut]
+    throughput: ThroughputOut
+
+
+class BatchOut(WireModel):
+    batch_id: str
+    total: int
+    finished: bool
+    counts: dict[str, int]
+    tasks: list[TaskOut]
+
+
+class QueueStateOut(WireModel):
+    queue: str
+    paused: bool
+
+
+class WorkerOut(WireModel):
+    worker_id: str
+    queues: list[str]
+    concurrency: int
+    running: int
+    processed: int
+    started_at: Timestamp
+    seen_at: Timestamp
+
+
+class WorkersOut(WireModel):
+    workers: list[WorkerOut]

@@ -1,7 +1,8 @@
-"""Native task routes: enqueue, read, delete."""
+"""Native task routes: enqueue (one or a batch), read (and wait), delete."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from litestar import Controller, Response, delete, get, post
@@ -11,12 +12,42 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from application.delete_task import DeleteTask
 from application.enqueue_task import EnqueueTask
 from application.get_task import GetTask
+from application.list_tasks import ListTasks
+from domain.errors import TaskNotFound
 from domain.ports import Enqueued, EnqueueOutcome
-from interfaces.http.schemas import EnqueueBody, RemovedOut, TaskOut
+from interfaces.http.auth import Principal, may_read
+from interfaces.http.listing import (
+    CursorParam,
+    FromParam,
+    LimitParam,
+    NameParam,
+    PageParam,
+    SearchParam,
+    StatusParam,
+    ToParam,
+    task_query,
+)
+from interfaces.http.schemas import (
+    BulkEnqueueBody,
+    BulkEnqueueOut,
+    BulkItemOut,
+    EnqueueBody,
+    PageOut,
+    RemovedOut,
+    TaskOut,
+)
 
 QueueParam = Annotated[
     str | None, QueryParameter(name="queue", pattern=r"^[A-Za-z0-9._:-]{1,128}$")
 ]
+WaitParam = Annotated[int, QueryParameter(name="waitMs", ge=0, le=60_000)]
+
+
+def bulk_item(enqueued: Enqueued) -> BulkItemOut:
+    task = enqueued.task
+    if enqueued.outcome in (EnqueueOutcome.REMOVED, EnqueueOutcome.CONFLICT):
+        return BulkItemOut(id=task.id, status=enqueued.outcome.value)
+    return BulkItemOut(id=task.id, status=task.status.value, task=TaskOut.model_validate(task))
 
 
 def enqueued_response(enqueued: Enqueued) -> Response[TaskOut | RemovedOut]:
@@ -33,21 +64,69 @@ class TaskController(Controller):
 
     @post("/", status_code=202, summary="Enqueue a task")
     async def enqueue(
-        self, data: JSONBody[EnqueueBody], enqueue_task: NamedDependency[EnqueueTask]
+        self,
+        data: JSONBody[EnqueueBody],
+        enqueue_task: NamedDependency[EnqueueTask],
+        principal: NamedDependency[Principal],
     ) -> Response[TaskOut | RemovedOut]:
-        return enqueued_response(await enqueue_task.execute(data.to_request()))
+        return enqueued_response(await enqueue_task.execute(data.to_request(principal.name)))
 
-    @get("/{task_id:str}", summary="Read a task")
+    @get("/", summary="List tasks, newest first")
+    async def list_tasks(
+        self,
+        *,
+        list_tasks: NamedDependency[ListTasks],
+        status: StatusParam = None,
+        task_name: NameParam = None,
+        queue: QueueParam = None,
+        search: SearchParam = None,
+        created_from: FromParam = None,
+        created_to: ToParam = None,
+        page: PageParam = 1,
+        limit: LimitParam = 20,
+        cursor: CursorParam = None,
+    ) -> PageOut:
+        query = task_query(
+            status=status, name=task_name, queue=queue, search=search,
+            created=(created_from, created_to), page=page, limit=limit, cursor=cursor,
+        )  # fmt: skip
+        result = await list_tasks.execute(query)
+        items = [TaskOut.model_validate(task) for task in result.items]
+        return PageOut(items=items, total=result.total, next_cursor=result.next_cursor)
+
+    @post("/bulk", status_code=202, summary="Enqueue many tasks in one round trip")
+    async def enqueue_many(
+        self,
+        data: JSONBody[BulkEnqueueBody],
+        enqueue_task: NamedDependency[EnqueueTask],
+        new_batch_id: NamedDependency[Callable[[], str]],
+        principal: NamedDependency[Principal],
+    ) -> BulkEnqueueOut:
+        batch_id = new_batch_id()
+        requests = [body.to_request(principal.name) for body in data.tasks]
+        results = await enqueue_task.execute_many(requests, batch_id)
+        return BulkEnqueueOut(batch_id=batch_id, tasks=[bulk_item(item) for item in results])
+
+    @get("/{task_id:str}", summary="Read a task; waitMs waits for it to finish")
     async def read(
-        self, task_id: FromPath[str], get_task: NamedDependency[GetTask], queue: QueueParam = None
+        self,
+        task_id: FromPath[str],
+        get_task: NamedDependency[GetTask],
+        principal: NamedDependency[Principal],
+        queue: QueueParam = None,
+        wait_ms: WaitParam = 0,
     ) -> TaskOut:
-        return TaskOut.model_validate(await get_task.execute(task_id, queue))
+        task = await get_task.execute(task_id, queue, wait_ms)
+        if not may_read(principal, task.created_by):
+            raise TaskNotFound(task_id)  # another key's task: as if it did not exist
+        return TaskOut.model_validate(task)
 
     @delete("/{task_id:str}", status_code=204, summary="Remove a task that is not active")
     async def remove(
         self,
         task_id: FromPath[str],
         delete_task: NamedDependency[DeleteTask],
+        principal: NamedDependency[Principal],
         queue: QueueParam = None,
     ) -> None:
-        await delete_task.execute(task_id, queue)
+        await delete_task.execute(task_id, queue, actor=principal.name)

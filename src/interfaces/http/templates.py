@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from application.templates import CreateTemplate, DeleteTemplate, ListTemplates, UseTemplate
 from domain.templates import Template
+from interfaces.http.auth import Principal
 from interfaces.http.schemas import TaskOut, Timestamp
 
 TemplateName = Annotated[
@@ -85,7 +86,9 @@ class TemplateController(Controller):
         self,
         template_id: FromPath[str],
         use_template: NamedDependency[UseTemplate],
+        principal: NamedDependency[Principal],
         data: JSONBody[UseTemplateBody | None] = None,
     ) -> TaskOut:
-        enqueued = await use_template.execute(template_id, data.run_at() if data else None)
+        run_at = data.run_at() if data else None
+        enqueued = await use_template.execute(template_id, run_at, created_by=principal.name)
         return TaskOut.model_validate(enqueued.task)

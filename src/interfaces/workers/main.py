@@ -42,6 +42,8 @@ async def _serve(settings: Settings) -> int:
         await resolve(container.queue),
         await resolve(container.process_task),
         await resolve(container.recover_stalled),
+        await resolve(container.sweep_finished),
+        await resolve(container.heartbeat),
         queues=settings.worker_queue_list,
         concurrency=settings.worker_concurrency,
         worker_id=new_worker_id(),

@@ -13,11 +13,14 @@ from application.clock import Clock
 from application.execution import AbortReason, Execution
 from application.process_task import ProcessTask
 from application.recover_stalled import RecoverStalled
-from domain.ports import ITaskQueue
+from application.sweep_finished import SweepFinished
+from application.workers import Heartbeat
+from domain.ports import ITaskQueue, StopKind, StopRequest
 from domain.task import Task
 
 IDLE_WAIT_MS = 5_000  # longest block on the marker; a wake-up is then a cheap claim
 ERROR_BACKOFF_MAX_S = 5.0
+SWEEP_INTERVAL_S = 60.0
 
 
 class Worker:
@@ -34,6 +37,8 @@ class Worker:
         queue: ITaskQueue,
         process: ProcessTask,
         recover: RecoverStalled,
+        sweep: SweepFinished,
+        heartbeat: Heartbeat,
         *,
         queues: Sequence[str],
         concurrency: int,
@@ -46,6 +51,10 @@ class Worker:
         self._queue = queue
         self._process = process
         self._recover = recover
+        self._sweep = sweep
+        self._heartbeat = heartbeat
+        self._processed = 0
+        self._started_at = clock()
         self._queues = list(queues)
         self._concurrency = concurrency
         self._worker_id = worker_id
@@ -70,12 +79,20 @@ class Worker:
 
     async def run(self) -> None:
         self._log.info("worker.started", queues=self._queues, concurrency=self._concurrency)
-        recovery = asyncio.create_task(self._recover_loop())
+        helpers = [
+            asyncio.create_task(self._recover_loop()),
+            asyncio.create_task(self._obey_stop_requests()),
+            asyncio.create_task(self._sweep_loop()),
+            asyncio.create_task(self._beat_loop()),
+        ]
         try:
             await self._fetch_loop()
         finally:
-            recovery.cancel()
+            for helper in helpers:
+                helper.cancel()
             await self._drain()
+            with contextlib.suppress(Exception):
+                await self._heartbeat.stop(self._worker_id)
             self._log.info("worker.stopped")
 
     async def _fetch_loop(self) -> None:
@@ -150,6 +167,7 @@ class Worker:
 
     def _finished(self, running: asyncio.Task[Any]) -> None:
         self._running.pop(running, None)
+        self._processed += 1
         self._slot_freed.set()
 
     async def _drain(self) -> None:
@@ -171,6 +189,51 @@ class Worker:
                     await self._recover.execute(name)
                 except Exception as exc:  # noqa: BLE001 - retried on the next round
                     self._log.warning("worker.recovery_failed", queue=name, error=repr(exc))
+
+    async def _beat_loop(self) -> None:
+        while True:
+            try:
+                await self._heartbeat.beat(
+                    self._worker_id,
+                    queues=self._queues,
+                    concurrency=self._concurrency,
+                    running=len(self._running),
+                    processed=self._processed,
+                    started_at=self._started_at,
+                )
+            except Exception as exc:  # noqa: BLE001 - the next beat tries again
+                self._log.warning("worker.heartbeat_failed", error=repr(exc))
+            await asyncio.sleep(self._heartbeat.interval_ms / 1000)
+
+    async def _sweep_loop(self) -> None:
+        """Retention: every worker sweeps now and then; the script makes it safe to race."""
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            for name in self._queues:
+                try:
+                    removed = await self._sweep.execute(name)
+                except Exception as exc:  # noqa: BLE001 - retried on the next round
+                    self._log.warning("worker.sweep_failed", queue=name, error=repr(exc))
+                    continue
+                if removed:
+                    self._log.info("worker.swept", queue=name, removed=removed)
+
+    async def _obey_stop_requests(self) -> None:
+        """Operators' cancel and kill requests reach the handlers running here."""
+        while True:
+            try:
+                async for request in self._queue.stop_requests(self._queues):
+                    self._stop(request)
+            except Exception as exc:  # noqa: BLE001 - resubscribe; renewals catch cancels meanwhile
+                self._log.warning("worker.stop_requests_lost", error=repr(exc))
+                await asyncio.sleep(1.0)
+
+    def _stop(self, request: StopRequest) -> None:
+        reason = AbortReason.CANCELLED if request.kind is StopKind.CANCEL else AbortReason.KILLED
+        for execution in self._running.values():
+            task = execution.task
+            if task.id == request.task_id and task.queue == request.queue:
+                execution.abort(reason, "requested by an operator")
 
     async def _sleep_unless_stopped(self, delay: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -12,24 +12,26 @@ ARGV[1] now (ms)
 ARGV[2] how many tasks to take at most
 ARGV[3] lease deadline (ms) for the claimed tasks
 ARGV[4] worker id
-ARGV[5] task key prefix  conveyor:{q}:task:
+ARGV[5] the queue's key prefix, conveyor:{<queue>}:
+ARGV[6] the queue's name
 
 Returns {next_due, task fields, task fields, ...}: the hashes of the claimed tasks (status
 already "active", fence and worker set); next_due is the earliest delayed due time when
 nothing was claimed (-1 if there is none).
 ]]
 local now = tonumber(ARGV[1])
-local prefix = ARGV[5]
+local prefix, queue = ARGV[5], ARGV[6]
 
 -- Promotion happens here, inside the claim, so no poller is needed and a due task is
 -- claimable in the very call that first sees it due.
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
 for _, id in ipairs(due) do
-  local key = prefix .. id
-  local priority = tonumber(redis.call('HGET', key, 'priority') or '0')
+  local key = prefix .. 'task:' .. id
+  local task = redis.call('HMGET', key, 'priority', 'name', 'ix')
   local seq = redis.call('INCR', KEYS[7])
-  redis.call('ZADD', KEYS[1], (priority + 1048576) * 4294967296 + seq % 4294967296, id)
+  redis.call('ZADD', KEYS[1], wait_score(tonumber(task[1] or '0'), seq), id)
   redis.call('HSET', key, 'status', 'waiting')
+  reindex(prefix, id, task[2], task[3], 'delayed', 'waiting')
 end
 if #due > 0 then
   redis.call('ZREM', KEYS[2], unpack(due))
@@ -43,12 +45,19 @@ local result = {-1}
 local popped = redis.call('ZPOPMIN', KEYS[1], tonumber(ARGV[2]))
 for i = 1, #popped, 2 do
   local id = popped[i]
-  local key = prefix .. id
+  local key = prefix .. 'task:' .. id
   local fence = redis.call('INCR', KEYS[6])
   redis.call('HSET', key, 'status', 'active', 'worker_id', ARGV[4], 'started_at', ARGV[1],
     'fence', fence)
   redis.call('ZADD', KEYS[3], ARGV[3], id)
-  result[#result + 1] = redis.call('HGETALL', key)
+  local fields = redis.call('HGETALL', key)
+  local name, ix
+  for j = 1, #fields, 2 do
+    if fields[j] == 'name' then name = fields[j + 1] elseif fields[j] == 'ix' then ix = fields[j + 1] end
+  end
+  reindex(prefix, id, name, ix, 'waiting', 'active')
+  announce(prefix, queue, id, name, 'active')
+  result[#result + 1] = fields
 end
 
 if #popped > 0 then

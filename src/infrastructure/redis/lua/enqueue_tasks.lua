@@ -3,14 +3,17 @@
 KEYS[1] wait zset           score = packed priority + sequence
 KEYS[2] delayed zset        score = due time (ms)
 KEYS[3] marker zset         what idle workers block on
-KEYS[4] sequence counter    FIFO order among equal priorities
-KEYS[3 + 2i] task hash             conveyor:{q}:task:<id>        for the i-th task
-KEYS[4 + 2i] removal reservation   conveyor:{q}:removed:<id>     for the i-th task
+KEYS[4] sequence counter    FIFO order among equal priorities, and creation order
+KEYS[3 + 2i] task hash             <prefix>task:<id>        for the i-th task
+KEYS[4 + 2i] removal reservation   <prefix>removed:<id>     for the i-th task
 
 ARGV[1] a JSON array; the i-th element describes the i-th task:
-        {id, fp (fingerprint of name + payload), status ("waiting" | "delayed"),
-         run_at (ms), priority, fields (the task hash as an object of strings)}
+        {id, name, fp (fingerprint of name + payload), status ("waiting" | "delayed"),
+         run_at (ms), created_at (ms), priority, tokens (search tokens),
+         fields (the task hash as an object of strings)}
         One argument for the whole batch keeps the client's packing cheap.
+ARGV[2] the queue's key prefix, conveyor:{<queue>}:
+ARGV[3] the queue's name
 
 Returns one reply per task, in order:
         {0}           created
@@ -19,13 +22,17 @@ Returns one reply per task, in order:
         {-1}          the id is held by a task (or reservation) with another fingerprint
 ]]
 local tasks = cjson.decode(ARGV[1])
+local prefix, queue = ARGV[2], ARGV[3]
 local replies = {}
 local wake = false
 local earliest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
 earliest = earliest and tonumber(earliest)
 
 local function store(task, key)
-  local flat = {}
+  local seq = redis.call('INCR', KEYS[4])
+  -- Creation order, unique within the queue: listing pages on it with a cursor.
+  local ix = task.created_at * 1000 + seq % 1000
+  local flat = {'ix', ix}
   for field, value in pairs(task.fields) do
     flat[#flat + 1] = field
     flat[#flat + 1] = value
@@ -39,10 +46,16 @@ local function store(task, key)
       wake = true
     end
   else
-    local seq = redis.call('INCR', KEYS[4])
-    redis.call('ZADD', KEYS[1], (task.priority + 1048576) * 4294967296 + seq % 4294967296, task.id)
+    redis.call('ZADD', KEYS[1], wait_score(task.priority, seq), task.id)
     wake = true
   end
+  reindex(prefix, task.id, task.name, ix, nil, task.status)
+  redis.call('ZADD', prefix .. 'ids', 0, task.id)
+  redis.call('SADD', prefix .. 'names', task.name)
+  for _, token in ipairs(task.tokens) do
+    redis.call('ZADD', prefix .. 'tok:' .. token, ix, task.id)
+  end
+  announce(prefix, queue, task.id, task.name, task.status)
 end
 
 for i, task in ipairs(tasks) do

@@ -1,0 +1,67 @@
+"""GetStats: counts, durations and throughput across queues, from the queue's counters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from application.clock import Clock
+from domain.ports import ITaskQueue, QueueStats
+from domain.task import TaskStatus
+
+
+@dataclass(frozen=True, slots=True)
+class TypeStats:
+    counts: dict[TaskStatus, int]
+    p50_ms: int | None
+    p95_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    totals: dict[TaskStatus, int]
+    queues: list[QueueStats]
+    task_types: dict[str, TypeStats] = field(default_factory=dict)
+    last_minute: int = 0
+    last_hour: int = 0
+
+
+class GetStats:
+    """Totals over every queue, per task type with p50/p95 of recent durations."""
+
+    def __init__(self, queue: ITaskQueue, clock: Clock) -> None:
+        self._queue = queue
+        self._clock = clock
+
+    async def execute(self) -> Stats:
+        queues = await self._queue.stats(self._clock())
+        totals = {status: sum(q.counts.get(status, 0) for q in queues) for status in TaskStatus}
+        counts: dict[str, dict[TaskStatus, int]] = {}
+        durations: dict[str, list[int]] = {}
+        for stats in queues:
+            for name, by_status in stats.type_counts.items():
+                merged = counts.setdefault(name, dict.fromkeys(TaskStatus, 0))
+                for status, count in by_status.items():
+                    merged[status] += count
+                durations.setdefault(name, []).extend(stats.durations_ms.get(name, []))
+        types = {
+            name: TypeStats(
+                counts[name], percentile(durations[name], 50), percentile(durations[name], 95)
+            )
+            for name in sorted(counts)
+        }
+        return Stats(
+            totals=totals,
+            queues=queues,
+            task_types=types,
+            last_minute=sum(q.finished_last_minute for q in queues),
+            last_hour=sum(q.finished_last_hour for q in queues),
+        )
+
+
+def percentile(values: list[int], pct: int) -> int | None:
+    """Nearest-rank percentile; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, -(-pct * len(ordered) // 100))
+    return ordered[rank - 1]

@@ -1,0 +1,38 @@
+"""ListTasks and ExportTasks: pages of tasks, and every matching task for an export."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+from domain.ports import ITaskQueue, TaskPage, TaskQuery
+from domain.task import Task
+
+EXPORT_PAGE = 500
+
+
+class ListTasks:
+    """One page of a listing, newest first (see ITaskQueue.list_tasks for the filters)."""
+
+    def __init__(self, queue: ITaskQueue) -> None:
+        self._queue = queue
+
+    async def execute(self, query: TaskQuery) -> TaskPage:
+        return await self._queue.list_tasks(query)
+
+
+class ExportTasks:
+    """Every task a query matches, page after page by cursor, never all in memory."""
+
+    def __init__(self, queue: ITaskQueue) -> None:
+        self._queue = queue
+
+    async def execute(self, query: TaskQuery) -> AsyncIterator[Task]:
+        page_query = replace(query, limit=EXPORT_PAGE, offset=0, cursor=None)
+        while True:
+            page = await self._queue.list_tasks(page_query)
+            for task in page.items:
+                yield task
+            if page.next_cursor is None:
+                return
+            page_query = replace(page_query, cursor=page.next_cursor)

@@ -1,0 +1,24 @@
+"""PauseQueue: stop or restart handing out a queue's tasks; running ones finish."""
+
+from __future__ import annotations
+
+from application.clock import Clock, system_clock
+from domain.audit import AuditEntry
+from domain.ports import IAuditLog, ITaskQueue
+from domain.task import check_queue_name
+
+
+class PauseQueue:
+    def __init__(
+        self, queue: ITaskQueue, clock: Clock | None = None, audit: IAuditLog | None = None
+    ) -> None:
+        self._queue = queue
+        self._clock = clock or system_clock
+        self._audit = audit
+
+    async def execute(self, queue: str, paused: bool, actor: str = "anonymous") -> None:
+        check_queue_name(queue)
+        await self._queue.set_paused(queue, paused)
+        if self._audit is not None:
+            action = "pause" if paused else "resume"
+            await self._audit.record(AuditEntry(self._clock(), actor, action, queue, {}))

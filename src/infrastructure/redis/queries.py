@@ -1,0 +1,219 @@
+"""QueueReader: the read side of the Redis queue (tasks, listings, search, stats)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
+
+from redis.asyncio import Redis
+
+from domain.errors import TaskNotFound
+from domain.ports import QueueStats, TaskPage, TaskQuery
+from domain.task import Task, TaskStatus
+from infrastructure.redis import codec
+from infrastructure.redis.keys import QUEUES, keys_of
+from infrastructure.redis.scan import Scan, cursor_bound, encode_cursor
+from infrastructure.redis.search import words
+
+MAX_OFFSET = 10_000  # deeper pages go by cursor
+_TIE_SLACK = 8  # entries of one score beyond a cursor (scores are unique but for >1000/ms)
+
+
+class QueueReader:
+    def __init__(self, client: Redis) -> None:
+        self._redis = client
+
+    async def queues(self) -> list[str]:
+        return sorted(cast(set[str], await self._redis.smembers(QUEUES)))
+
+    async def get(self, task_id: str, queue: str | None = None) -> Task:
+        queues = [queue] if queue else await self.queues()
+        found = await self.members((name, task_id) for name in queues)
+        if not found:
+            raise TaskNotFound(task_id)
+        return found[0]
+
+    async def tasks(self, queue: str, ids: Sequence[str]) -> list[Task]:
+        return await self.members((queue, task_id) for task_id in ids)
+
+    async def members(self, pairs: Iterable[Sequence[str]]) -> list[Task]:
+        """The tasks at these (queue, id) places, in order; gone ones left out."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for queue, task_id in pairs:
+                pipe.hgetall(keys_of(queue).task(task_id))
+            found = await pipe.execute()
+        return [codec.decode(fields) for fields in found if fields]
+
+    async def list_tasks(self, query: TaskQuery) -> TaskPage:
+        if query.search:
+            return await self._search(query, query.search.strip())
+        sources = await self._index_sources(query)
+        low, high = _score_window(query)
+        bound = cursor_bound(query.cursor, high)
+        fetch = min(query.offset, MAX_OFFSET) + query.limit + 1 + _TIE_SLACK
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for _, key in sources:
+                pipe.zrevrangebyscore(key, bound.score, low, start=0, num=fetch, withscores=True)
+                pipe.zcount(key, low, high)
+            replies = await pipe.execute()
+        merged = sorted(
+            (
+                (score, task_id, queue)
+                for (queue, _), entries in zip(sources, replies[::2], strict=True)
+                for task_id, score in entries
+                if bound.admits(score, task_id)
+            ),
+            reverse=True,
+        )
+        window = merged[min(query.offset, MAX_OFFSET) :][: query.limit + 1]
+        page = window[: query.limit]
+        items = await self.members((queue, task_id) for _, task_id, queue in page)
+        total: int | None = sum(replies[1::2])
+        if query.created_by is not None:
+            items = [task for task in items if task.created_by == query.created_by]
+            total = None
+        more = len(window) > query.limit
+        cursor = encode_cursor(page[-1][0], page[-1][1]) if more and page else None
+        return TaskPage(items, total, cursor)
+
+    async def _index_sources(self, query: TaskQuery) -> list[tuple[str, str]]:
+        """(queue, index key) for every status and name the query covers."""
+        queues = [query.queue] if query.queue else await self.queues()
+        statuses = [query.status] if query.status else list(TaskStatus)
+        names = (
+            await self._names(queues) if query.name is None else {q: [query.name] for q in queues}
+        )
+        return [
+            (queue, keys_of(queue).index(status, name))
+            for queue in queues
+            for name in names[queue]
+            for status in statuses
+        ]
+
+    async def _names(self, queues: Sequence[str]) -> dict[str, list[str]]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.smembers(keys_of(queue).names)
+            found = await pipe.execute()
+        return {queue: sorted(names) for queue, names in zip(queues, found, strict=True)}
+
+    async def _search(self, query: TaskQuery, text: str) -> TaskPage:
+        queues = [query.queue] if query.queue else await self.queues()
+        if query.cursor is None:
+            by_id = await self._id_prefix(queues, text, query)
+            if by_id:
+                page = by_id[query.offset : query.offset + query.limit]
+                return TaskPage(page, len(by_id), None)
+        tokens = words(text)
+        scan = Scan(self._redis, query, self._matches)
+        if tokens and await self._all_indexed(queues, tokens):
+            rare = _rarest(tokens)
+            sources = [(q, keys_of(q).token(rare)) for q in queues]
+            others = [token for token in dict.fromkeys(tokens) if token != rare]
+            return await scan.run(sources, tokens=others, text=None)
+        return await scan.run(await self._index_sources(query), tokens=[], text=text.lower())
+
+    async def _id_prefix(self, queues: Sequence[str], text: str, query: TaskQuery) -> list[Task]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.zrangebylex(keys_of(queue).ids, f"[{text}", f"[{text}\xff", 0, 200)
+            found = await pipe.execute()
+        pairs = [
+            (queue, task_id) for queue, ids in zip(queues, found, strict=True) for task_id in ids
+        ]
+        tasks = [task for task in await self.members(pairs) if _filtered_in(task, query)]
+        return sorted(tasks, key=lambda task: (task.created_at, task.id), reverse=True)
+
+    async def _all_indexed(self, queues: Sequence[str], tokens: Sequence[str]) -> bool:
+        keys = [keys_of(queue).token(token) for queue in queues for token in tokens]
+        present = {key for key, count in zip(keys, await self._exists(keys), strict=True) if count}
+        return all(any(keys_of(q).token(t) in present for q in queues) for t in tokens)
+
+    async def _exists(self, keys: Sequence[str]) -> list[int]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.exists(key)
+            return cast(list[int], await pipe.execute())
+
+    @staticmethod
+    def _matches(task: Task, query: TaskQuery, text: str | None) -> bool:
+        if not _filtered_in(task, query):
+            return False
+        if text is None:
+            return True
+        haystack = f"{task.name} {codec.encode_json(task.payload)}".lower()
+        return text in haystack
+
+    async def stats(self, now: int) -> list[QueueStats]:
+        queues = await self.queues()
+        names = await self._names(queues)
+        minute = now // 60_000
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                _queue_stats_commands(pipe, queue, names[queue], minute)
+            replies: list[Any] = await pipe.execute()
+        stats = []
+        for queue in queues:
+            used = 8 + 7 * len(names[queue]) + 1
+            block, replies = replies[:used], replies[used:]
+            stats.append(_queue_stats(queue, names[queue], block, now))
+        return stats
+
+
+def _rarest(tokens: Sequence[str]) -> str:
+    return max(tokens, key=len)  # longer words are rarer, as a rule; ZCARD would cost a trip
+
+
+def _filtered_in(task: Task, query: TaskQuery) -> bool:
+    checks = (
+        query.status is None or task.status is query.status,
+        query.name is None or task.name == query.name,
+        query.created_from is None or task.created_at >= query.created_from,
+        query.created_to is None or task.created_at <= query.created_to,
+        query.created_by is None or task.created_by == query.created_by,
+    )
+    return all(checks)
+
+
+def _score_window(query: TaskQuery) -> tuple[float, float]:
+    """Index scores are creation time (ms) * 1000 plus a sequence: scale the bounds."""
+    low = float("-inf") if query.created_from is None else query.created_from * 1000
+    high = float("inf") if query.created_to is None else query.created_to * 1000 + 999
+    return low, high
+
+
+def _queue_stats_commands(pipe: Any, queue: str, names: Sequence[str], minute: int) -> None:
+    keys = keys_of(queue)
+    for status in TaskStatus:
+        pipe.zcard(keys.state(status))
+    pipe.hget(keys.meta, "paused")
+    pipe.mget([keys.finished(m) for m in range(minute - 60, minute + 1)])
+    for name in names:
+        for status in TaskStatus:
+            pipe.zcard(keys.index(status, name))
+        pipe.lrange(keys.durations(name), 0, -1)
+    pipe.echo("end")  # a fixed marker, so each queue's block has a known length
+
+
+def _queue_stats(queue: str, names: Sequence[str], block: list[Any], now: int) -> QueueStats:
+    statuses = list(TaskStatus)
+    counts = dict(zip(statuses, (int(n) for n in block[:6]), strict=True))
+    buckets = [int(n or 0) for n in block[7]]
+    fraction = (now % 60_000) / 60_000  # of the current minute gone by
+    last_minute = buckets[-1] + buckets[-2] * (1 - fraction)
+    last_hour = sum(buckets[1:]) + buckets[0] * (1 - fraction)
+    type_counts: dict[str, dict[TaskStatus, int]] = {}
+    durations: dict[str, list[int]] = {}
+    for position, name in enumerate(names):
+        part = block[8 + 7 * position : 8 + 7 * (position + 1)]
+        type_counts[name] = dict(zip(statuses, (int(n) for n in part[:6]), strict=True))
+        durations[name] = [int(value) for value in part[6]]
+    return QueueStats(
+        queue=queue,
+        paused=block[6] == "1",
+        counts=counts,
+        type_counts=type_counts,
+        durations_ms=durations,
+        finished_last_minute=round(last_minute),
+        finished_last_hour=round(last_hour),
+    )

@@ -1,0 +1,46 @@
+"""RedisWorkerRegistry: the workers' heartbeats, kept in Redis."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from pydantic import TypeAdapter
+from redis.asyncio import Redis
+
+from domain.ports import WorkerInfo
+from infrastructure.redis.keys import WORKERS
+
+_INFO = TypeAdapter(WorkerInfo)
+
+
+class RedisWorkerRegistry:
+    """A hash of worker id -> JSON, and a sorted set of ids by heartbeat expiry."""
+
+    def __init__(self, client: Redis) -> None:
+        self._redis = client
+
+    async def heartbeat(self, worker: WorkerInfo, ttl_ms: int) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(WORKERS.info, worker.worker_id, _INFO.dump_json(worker).decode())
+            pipe.zadd(WORKERS.expiry, {worker.worker_id: worker.seen_at + ttl_ms})
+            await pipe.execute()
+
+    async def forget(self, worker_id: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(WORKERS.info, worker_id)
+            pipe.zrem(WORKERS.expiry, worker_id)
+            await pipe.execute()
+
+    async def live(self, now: int) -> list[WorkerInfo]:
+        gone = cast(list[str], await self._redis.zrangebyscore(WORKERS.expiry, "-inf", now))
+        if gone:
+            await self.forget_all(gone)
+        found = cast(dict[str, str], await self._redis.hgetall(WORKERS.info))
+        workers = [_INFO.validate_json(raw) for raw in found.values()]
+        return sorted(workers, key=lambda worker: (worker.started_at, worker.worker_id))
+
+    async def forget_all(self, worker_ids: list[str]) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(WORKERS.info, *worker_ids)
+            pipe.zrem(WORKERS.expiry, *worker_ids)
+            await pipe.execute()

@@ -1,0 +1,501 @@
+"""Seed compatibility: each seed document's own routes and shapes, onto the native use cases.
+
+A client written against a seed works unchanged. Every route here maps a seed's request
+onto the use case its native twin calls and maps the answer back; nothing else happens here.
+
+- seed 000: `POST /tasks {taskName, payload}` answers 200 `{message, id}`.
+- seed 001 (snake_case, its jobs table's shape): `POST /api/job`, `GET /api/jobs`,
+  `GET /api/jobs/export`, `POST /api/duplicate/{id}`, `POST /api/bulk/cancel|retry`,
+  `POST /api/retry/{id}`, `POST /api/cancel/{id}`. Its statuses are mapped here alone:
+  waiting and delayed are `pending` (both are "created, not yet picked"), active is
+  `running`, the rest keep their names. `picked` has no counterpart: a task is claimed and
+  started in one step, so a claimed task is `running` (`picked_at` = `started_at`) and the
+  filter `status=picked` matches nothing. The filter `status=pending` lists waiting and
+  delayed tasks, each from the top, merged newest first (deep pages cost up to
+  page x limit per status, bounded by the listing's 10,000-task page limit); the export
+  writes the waiting tasks, then the delayed ones. `startDate`/`endDate` bound the creation
+  time, as the native `from`/`to` do; a bare `endDate` date includes that whole day.
+  Ids are our string ids (seed 001's were integers; its numeric ids are taken as strings).
+- seed 003 (BullMQ's vocabulary, the same status names as ours): `POST /jobs/enqueue`
+  answers 202 with the bare task, `GET /jobs`, `GET /jobs/{id}`, `GET /jobs/stats`,
+  `GET /jobs/failed/jobs`, `POST /jobs/pause|resume` (the default queue),
+  `POST /jobs/{id}/kill`, `DELETE /jobs/{id}`. Litestar matches literal segments before a
+  parameter, so `/jobs/stats` and `/jobs/failed/jobs` are never read as ids.
+
+Errors keep the uniform `{error, detail, fields?}` shape and name fields in the seed's terms
+(`task.type`, `task.data.to`, `scheduled_at`; `type`, `payload.to`, `delay`).
+`/api/stats` and `/api/templates` are native routes that seed 001's clients use unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+from litestar import delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.response import Stream
+from pydantic import BaseModel, ConfigDict, Field
+
+from application.bulk_change import BulkChange, BulkOutcome
+from application.change_task import Action, ChangeTask
+from application.clone_task import CloneTask
+from application.delete_task import DeleteTask
+from application.enqueue_task import EnqueueRequest, EnqueueTask
+from application.get_stats import GetStats
+from application.get_task import GetTask
+from application.list_tasks import ExportTasks, ListTasks
+from application.pause_queue import PauseQueue
+from application.templates import template_fields
+from domain.errors import InvalidTask, UnknownTaskType
+from domain.ports import TaskPage, TaskQuery
+from domain.task import PRIORITY_LIMIT, Task, TaskStatus
+from interfaces.http.auth import Principal
+from interfaces.http.listing import (
+    CursorParam,
+    LimitParam,
+    PageParam,
+    SearchParam,
+    StatusParam,
+    csv_stream,
+    task_query,
+)
+from interfaces.http.schemas import (
+    TEN_YEARS_MS,
+    BulkOutcomeOut,
+    BulkOutcomesOut,
+    EnqueueBody,
+    IdsBody,
+    PageOut,
+    QueueStateOut,
+    TaskOut,
+    Timestamp,
+)
+
+DEFAULT_QUEUE = "default"  # seed 003's one queue: where built-in and demo types go
+
+
+class SeedModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+
+
+def _millis(moment: datetime | None) -> int | None:
+    """An ISO 8601 moment in ms; one that names no zone is UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+# --- seed 000 --------------------------------------------------------------------------
+
+
+class EnqueuedMessageOut(SeedModel):
+    message: str = "Task enqueued successfully"
+    id: str
+
+
+@post("/tasks", status_code=200, tags=["seed 000"], summary="Enqueue (seed 000)")
+async def seed000_enqueue(
+    data: JSONBody[EnqueueBody],
+    enqueue_task: NamedDependency[EnqueueTask],
+    principal: NamedDependency[Principal],
+) -> EnqueuedMessageOut:
+    enqueued = await enqueue_task.execute(data.to_request(principal.name))
+    return EnqueuedMessageOut(id=enqueued.task.id)
+
+
+# --- seed 001 --------------------------------------------------------------------------
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    PICKED = "picked"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+JOB_STATUS: dict[TaskStatus, JobStatus] = {
+    TaskStatus.WAITING: JobStatus.PENDING,
+    TaskStatus.DELAYED: JobStatus.PENDING,
+    TaskStatus.ACTIVE: JobStatus.RUNNING,
+    TaskStatus.COMPLETED: JobStatus.COMPLETED,
+    TaskStatus.FAILED: JobStatus.FAILED,
+    TaskStatus.CANCELLED: JobStatus.CANCELLED,
+}
+TASK_STATUSES: dict[JobStatus, tuple[TaskStatus, ...]] = {
+    job: tuple(task for task, mapped in JOB_STATUS.items() if mapped is job) for job in JobStatus
+}
+
+
+class JobTask(SeedModel):
+    type: str = Field(min_length=1, max_length=200)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class ScheduleBody(SeedModel):
+    """When to run: an ISO 8601 moment (UTC if it names no zone); none or past: now."""
+
+    scheduled_at: datetime | None = None
+
+
+class JobBody(ScheduleBody):
+    task: JobTask
+
+
+class JobOut(SeedModel):
+    """A row of seed 001's jobs table."""
+
+    id: str
+    task: JobTask
+    scheduled_at: Timestamp
+    status: JobStatus
+    picked_at: Timestamp | None
+    started_at: Timestamp | None
+    completed_at: Timestamp | None
+    created_at: Timestamp
+
+    @classmethod
+    def of(cls, task: Task) -> JobOut:
+        return cls(
+            id=task.id, task=JobTask(type=task.name, data=task.payload),
+            scheduled_at=task.run_at, status=JOB_STATUS[task.status],
+            picked_at=task.started_at, started_at=task.started_at,
+            completed_at=task.finished_at, created_at=task.created_at,
+        )  # fmt: skip
+
+
+class JobsPageOut(SeedModel):
+    jobs: list[JobOut]
+    total: int | None  # None where a search scan cannot count
+    page: int
+    limit: int
+    total_pages: int | None = Field(serialization_alias="totalPages")
+
+
+JobStatusParam = Annotated[JobStatus | None, QueryParameter(name="status")]
+TaskTypeParam = Annotated[str | None, QueryParameter(name="taskType", max_length=200)]
+StartParam = Annotated[str | None, QueryParameter(name="startDate", max_length=64)]
+EndParam = Annotated[str | None, QueryParameter(name="endDate", max_length=64)]
+_BARE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _day_or_moment(field: str, text: str | None, *, end: bool = False) -> datetime | None:
+    """`YYYY-MM-DD` (as an end: that whole day, to its last microsecond) or ISO 8601."""
+    if text is None:
+        return None
+    try:
+        if _BARE_DATE.fullmatch(text):
+            day = date.fromisoformat(text) + timedelta(days=int(end))
+            moment = datetime.combine(day, time(), UTC)
+            return moment - timedelta(microseconds=1) if end else moment
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidTask(field, "expected YYYY-MM-DD or an ISO 8601 date and time") from None
+
+
+def _job_query(
+    task_type: str | None,
+    search: str | None,
+    dates: tuple[str | None, str | None],
+    page: int = 1,
+    limit: int = 20,
+) -> TaskQuery:
+    start, end = dates
+    created = (_day_or_moment("startDate", start), _day_or_moment("endDate", end, end=True))
+    return task_query(
+        status=None, name=task_type, queue=None, search=search, created=created,
+        page=page, limit=limit,
+    )  # fmt: skip
+
+
+async def _page(
+    list_tasks: ListTasks, query: TaskQuery, statuses: Sequence[TaskStatus] | None
+) -> TaskPage:
+    """One page of tasks in any of `statuses` (None: any status), newest first."""
+    if statuses is None or len(statuses) == 1:
+        return await list_tasks.execute(replace(query, status=statuses[0] if statuses else None))
+    top = replace(query, offset=0, limit=query.offset + query.limit)
+    pages = [await list_tasks.execute(replace(top, status=status)) for status in statuses]
+    merged = sorted(
+        (task for page in pages for task in page.items),
+        key=lambda task: (task.created_at, task.id),
+        reverse=True,
+    )
+    totals = [page.total for page in pages]
+    total = None if None in totals else sum(t or 0 for t in totals)
+    return TaskPage(merged[query.offset :][: query.limit], total, None)
+
+
+async def _exported(
+    export_tasks: ExportTasks, query: TaskQuery, statuses: Sequence[TaskStatus] | None
+) -> AsyncIterator[Task]:
+    for status in [None] if statuses is None else statuses:
+        async for task in export_tasks.execute(replace(query, status=status)):
+            yield task
+
+
+def _statuses(status: JobStatus | None) -> tuple[TaskStatus, ...] | None:
+    return None if status is None else TASK_STATUSES[status]
+
+
+def _outcomes(results: list[BulkOutcome]) -> BulkOutcomesOut:
+    def shown(status: str | None) -> str | None:
+        return None if status is None else JOB_STATUS[TaskStatus(status)].value
+
+    return BulkOutcomesOut(
+        results=[
+            BulkOutcomeOut(id=r.task_id, outcome=r.outcome, status=shown(r.status), detail=r.detail)
+            for r in results
+        ]
+    )
+
+
+@post("/api/job", status_code=202, tags=["seed 001"], summary="Create a job (seed 001)")
+async def seed001_create_job(
+    data: JSONBody[JobBody],
+    enqueue_task: NamedDependency[EnqueueTask],
+    principal: NamedDependency[Principal],
+) -> JobOut:
+    task, run_at = data.task, _millis(data.scheduled_at)
+    request = EnqueueRequest(task.type, task.data, run_at=run_at, created_by=principal.name)
+    with template_fields():  # task.type, task.data.<field>: seed 001's names too
+        return JobOut.of((await enqueue_task.execute(request)).task)
+
+
+@get("/api/jobs", tags=["seed 001"], summary="List jobs (seed 001)")
+async def seed001_list_jobs(
+    *,
+    list_tasks: NamedDependency[ListTasks],
+    page: PageParam = 1,
+    limit: LimitParam = 20,
+    status: JobStatusParam = None,
+    task_type: TaskTypeParam = None,
+    search: SearchParam = None,
+    start_date: StartParam = None,
+    end_date: EndParam = None,
+) -> JobsPageOut:
+    query = _job_query(task_type, search, (start_date, end_date), page, limit)
+    result = await _page(list_tasks, query, _statuses(status))
+    pages = None if result.total is None else math.ceil(result.total / limit)
+    return JobsPageOut(
+        jobs=[JobOut.of(task) for task in result.items],
+        total=result.total, page=page, limit=limit, total_pages=pages,
+    )  # fmt: skip
+
+
+@get("/api/jobs/export", tags=["seed 001"], summary="Jobs as CSV (seed 001)", media_type="text/csv")
+async def seed001_export_jobs(
+    *,
+    export_tasks: NamedDependency[ExportTasks],
+    status: JobStatusParam = None,
+    task_type: TaskTypeParam = None,
+    search: SearchParam = None,
+    start_date: StartParam = None,
+    end_date: EndParam = None,
+) -> Stream:
+    query = _job_query(task_type, search, (start_date, end_date))
+    return csv_stream(_exported(export_tasks, query, _statuses(status)))
+
+
+@post("/api/duplicate/{job_id:str}", status_code=202, tags=["seed 001"], summary="Copy a job")
+async def seed001_duplicate_job(
+    job_id: FromPath[str],
+    clone_task: NamedDependency[CloneTask],
+    data: JSONBody[ScheduleBody | None] = None,
+) -> JobOut:
+    run_at = None if data is None else _millis(data.scheduled_at)
+    return JobOut.of((await clone_task.execute(job_id, None, run_at)).task)
+
+
+@post("/api/bulk/cancel", status_code=200, tags=["seed 001"], summary="Cancel jobs (seed 001)")
+async def seed001_bulk_cancel(
+    data: JSONBody[IdsBody],
+    bulk_change: NamedDependency[BulkChange],
+    principal: NamedDependency[Principal],
+) -> BulkOutcomesOut:
+    return _outcomes(await bulk_change.execute(Action.CANCEL, data.task_ids(), principal.name))
+
+
+@post("/api/bulk/retry", status_code=200, tags=["seed 001"], summary="Retry jobs (seed 001)")
+async def seed001_bulk_retry(
+    data: JSONBody[IdsBody],
+    bulk_change: NamedDependency[BulkChange],
+    principal: NamedDependency[Principal],
+) -> BulkOutcomesOut:
+    return _outcomes(await bulk_change.execute(Action.RETRY, data.task_ids(), principal.name))
+
+
+@post("/api/retry/{job_id:str}", status_code=200, tags=["seed 001"], summary="Retry a job")
+async def seed001_retry_job(
+    job_id: FromPath[str],
+    change_task: NamedDependency[ChangeTask],
+    principal: NamedDependency[Principal],
+) -> JobOut:
+    return JobOut.of(await change_task.execute(Action.RETRY, job_id, actor=principal.name))
+
+
+@post("/api/cancel/{job_id:str}", status_code=200, tags=["seed 001"], summary="Cancel a job")
+async def seed001_cancel_job(
+    job_id: FromPath[str],
+    change_task: NamedDependency[ChangeTask],
+    principal: NamedDependency[Principal],
+) -> JobOut:
+    return JobOut.of(await change_task.execute(Action.CANCEL, job_id, actor=principal.name))
+
+
+# --- seed 003 --------------------------------------------------------------------------
+
+
+class JobEnqueueBody(SeedModel):
+    type: str = Field(min_length=1, max_length=200)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    priority: int | None = Field(default=None, ge=-PRIORITY_LIMIT, le=PRIORITY_LIMIT)
+    delay: int | None = Field(default=None, ge=0, le=TEN_YEARS_MS)  # ms, as BullMQ's
+
+
+class JobCountsOut(SeedModel):
+    waiting: int
+    active: int
+    completed: int
+    failed: int
+    delayed: int
+    cancelled: int
+
+
+@contextmanager
+def _type_field() -> Iterator[None]:
+    """Seed 003 names the task type `type` (its payload is `payload`, as ours)."""
+    try:
+        yield
+    except UnknownTaskType as exc:
+        raise InvalidTask("type", exc.message) from None
+
+
+@post("/jobs/enqueue", status_code=202, tags=["seed 003"], summary="Enqueue (seed 003)")
+async def seed003_enqueue(
+    data: JSONBody[JobEnqueueBody],
+    enqueue_task: NamedDependency[EnqueueTask],
+    principal: NamedDependency[Principal],
+) -> TaskOut:
+    request = EnqueueRequest(
+        data.type, data.payload, priority=data.priority, delay_ms=data.delay,
+        created_by=principal.name,
+    )  # fmt: skip
+    with _type_field():
+        return TaskOut.model_validate((await enqueue_task.execute(request)).task)
+
+
+def _tasks_page(result: TaskPage) -> PageOut:
+    items = [TaskOut.model_validate(task) for task in result.items]
+    return PageOut(items=items, total=result.total, next_cursor=result.next_cursor)
+
+
+def _by_status(status: TaskStatus | None, page: int, limit: int, cursor: str | None) -> TaskQuery:
+    return task_query(
+        status=status, name=None, queue=None, search=None, created=(None, None),
+        page=page, limit=limit, cursor=cursor,
+    )  # fmt: skip
+
+
+@get("/jobs", tags=["seed 003"], summary="List jobs (seed 003)")
+async def seed003_list_jobs(
+    *,
+    list_tasks: NamedDependency[ListTasks],
+    status: StatusParam = None,
+    page: PageParam = 1,
+    limit: LimitParam = 20,
+    cursor: CursorParam = None,
+) -> PageOut:
+    return _tasks_page(await list_tasks.execute(_by_status(status, page, limit, cursor)))
+
+
+@get("/jobs/stats", tags=["seed 003"], summary="Counts by status (seed 003)")
+async def seed003_stats(get_stats: NamedDependency[GetStats]) -> JobCountsOut:
+    totals = (await get_stats.execute()).totals
+    return JobCountsOut(**{status.value: totals.get(status, 0) for status in TaskStatus})
+
+
+@get("/jobs/failed/jobs", tags=["seed 003"], summary="Failed jobs (seed 003)")
+async def seed003_failed_jobs(
+    *,
+    list_tasks: NamedDependency[ListTasks],
+    page: PageParam = 1,
+    limit: LimitParam = 20,
+    cursor: CursorParam = None,
+) -> PageOut:
+    query = _by_status(TaskStatus.FAILED, page, limit, cursor)
+    return _tasks_page(await list_tasks.execute(query))
+
+
+@post("/jobs/pause", status_code=200, tags=["seed 003"], summary="Pause the default queue")
+async def seed003_pause(
+    pause_queue: NamedDependency[PauseQueue], principal: NamedDependency[Principal]
+) -> QueueStateOut:
+    await pause_queue.execute(DEFAULT_QUEUE, paused=True, actor=principal.name)
+    return QueueStateOut(queue=DEFAULT_QUEUE, paused=True)
+
+
+@post("/jobs/resume", status_code=200, tags=["seed 003"], summary="Resume the default queue")
+async def seed003_resume(
+    pause_queue: NamedDependency[PauseQueue], principal: NamedDependency[Principal]
+) -> QueueStateOut:
+    await pause_queue.execute(DEFAULT_QUEUE, paused=False, actor=principal.name)
+    return QueueStateOut(queue=DEFAULT_QUEUE, paused=False)
+
+
+@get("/jobs/{job_id:str}", tags=["seed 003"], summary="A job (seed 003)")
+async def seed003_read_job(job_id: FromPath[str], get_task: NamedDependency[GetTask]) -> TaskOut:
+    return TaskOut.model_validate(await get_task.execute(job_id))
+
+
+@post("/jobs/{job_id:str}/kill", status_code=200, tags=["seed 003"], summary="Force-fail a job")
+async def seed003_kill_job(
+    job_id: FromPath[str],
+    change_task: NamedDependency[ChangeTask],
+    principal: NamedDependency[Principal],
+) -> TaskOut:
+    return TaskOut.model_validate(
+        await change_task.execute(Action.KILL, job_id, actor=principal.name)
+    )
+
+
+@delete("/jobs/{job_id:str}", status_code=204, tags=["seed 003"], summary="Remove a job")
+async def seed003_delete_job(
+    job_id: FromPath[str],
+    delete_task: NamedDependency[DeleteTask],
+    principal: NamedDependency[Principal],
+) -> None:
+    await delete_task.execute(job_id, actor=principal.name)
+
+
+SEED_ROUTES = [
+    seed000_enqueue,
+    seed001_create_job,
+    seed001_list_jobs,
+    seed001_export_jobs,
+    seed001_duplicate_job,
+    seed001_bulk_cancel,
+    seed001_bulk_retry,
+    seed001_retry_job,
+    seed001_cancel_job,
+    seed003_enqueue,
+    seed003_list_jobs,
+    seed003_stats,
+    seed003_failed_jobs,
+    seed003_pause,
+    seed003_resume,
+    seed003_read_job,
+    seed003_kill_job,
+    seed003_delete_job,
+]
