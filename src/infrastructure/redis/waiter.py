@@ -37,6 +37,8 @@ class MarkerWaiter:
         finally:
             if not block.done():
                 await self._unblock(client_id, block)
+        if block.cancelled():
+            return  # ended by our own fallback in _unblock: the wait is over all the same
         try:
             block.result()
         except RedisError:
