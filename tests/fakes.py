@@ -3,20 +3,47 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import contextlib
 import inspect
 import itertools
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import TypeAdapter
+from pydantic_core import to_json
 
 from application.clock import system_clock
-from domain.errors import DuplicateTask, LockLost, LockNotAcquired, TaskActive, TaskNotFound
-from domain.ports import ClaimBatch, Enqueued, EnqueueOutcome, Lease
+from domain.errors import (
+    InvalidTask,
+    LockLost,
+    LockNotAcquired,
+    TaskActive,
+    TaskChanged,
+    TaskNotFound,
+)
+from domain.ports import (
+    ClaimBatch,
+    Enqueued,
+    EnqueueOutcome,
+    Lease,
+    QueueStats,
+    StopKind,
+    StopRequest,
+    TaskEvent,
+    TaskPage,
+    TaskQuery,
+)
 from domain.task import Task, TaskStatus
+
+# The search words are part of the contract (what a search finds), so the fake uses the
+# very function the adapter indexes with; it is pure and does no I/O.
+from infrastructure.redis.search import task_tokens, words
 
 Clock = Callable[[], int]
 
@@ -24,6 +51,11 @@ _TASK = TypeAdapter(Task)
 _JSON = TypeAdapter(Any)
 
 PROMOTE_LIMIT = 1_000  # claim_tasks.lua promotes at most this many due tasks per call
+MAX_OFFSET = 10_000  # queries.py: deeper pages go by cursor
+SCAN_CAP = 2_000  # scan.py: candidates a search examines per call at most
+DURATIONS_KEPT = 1_000  # move_task.lua: LTRIM of the per-type durations
+FEED_SIZE = 1_000  # events.py: events a slow reader may fall behind before it skips some
+TERMINAL = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
 # What a settle writes (codec.MUTABLE_FIELDS); priority, payload, fence, progress... stay.
 SETTLED_FIELDS = (
     "status",
@@ -110,20 +142,127 @@ def _fingerprint(task: Task) -> str:
     return task.name + "\0" + json.dumps(task.payload, sort_keys=True, separators=(",", ":"))
 
 
+# --- listing cursors, as scan.py has them -------------------------------------------------
+
+Entry = tuple[int, str, str]  # (creation order `ix`, task id, queue): a listing's sort key
+IdEntry = tuple[str, str]  # (task id, queue): an id-prefix search's sort key
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """Where a page starts: at most `score`, and below `after` (id, queue) at that score."""
+
+    score: float
+    after: IdEntry | None = None
+
+    def admits(self, entry: Entry) -> bool:
+        score, task_id, queue = entry
+        if self.after is None:
+            return score <= self.score
+        return score < self.score or (score == self.score and (task_id, queue) < self.after)
+
+
+def _encode(parts: list[Any]) -> str:
+    raw = json.dumps(parts, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _encode_cursor(entry: Entry) -> str:
+    return _encode(["s", float(entry[0]), entry[1], entry[2]])
+
+
+def _encode_id_cursor(entry: IdEntry) -> str:
+    return _encode(["i", *entry])
+
+
+def _decode(cursor: str) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        parts = json.loads(raw)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise _invalid_cursor() from None
+    if not isinstance(parts, list) or not parts or parts[0] not in ("s", "i"):
+        raise _invalid_cursor()
+    return parts
+
+
+def _invalid_cursor() -> InvalidTask:
+    return InvalidTask("cursor", "not a cursor this API handed out")
+
+
+def _cursor_bound(cursor: str | None, high: float) -> _Bound:
+    if cursor is None:
+        return _Bound(high)
+    match _decode(cursor):
+        case ["s", float() | int() as score, str() as task_id, str() as queue] if not isinstance(
+            score, bool
+        ):
+            return _Bound(min(score, high), (task_id, queue)) if score <= high else _Bound(high)
+    raise _invalid_cursor()
+
+
+def _id_after(cursor: str | None) -> IdEntry | None:
+    if cursor is None:
+        return None
+    match _decode(cursor):
+        case ["i", str() as task_id, str() as queue]:
+            return task_id, queue
+    raise _invalid_cursor()
+
+
+def _score_window(query: TaskQuery) -> tuple[float, float]:
+    low = float("-inf") if query.created_from is None else query.created_from * 1000
+    high = float("inf") if query.created_to is None else query.created_to * 1000 + 999
+    return low, high
+
+
+def _filtered_in(task: Task, query: TaskQuery) -> bool:
+    return (
+        (query.status is None or task.status is query.status)
+        and (query.name is None or task.name == query.name)
+        and (query.created_from is None or task.created_at >= query.created_from)
+        and (query.created_to is None or task.created_at <= query.created_to)
+        and (query.created_by is None or task.created_by == query.created_by)
+    )
+
+
 @dataclass
 class _Queue:
     """One queue: task records plus one index per status, as the Redis sorted sets."""
 
     tasks: dict[str, Task] = field(default_factory=dict)
     fingerprints: dict[str, str] = field(default_factory=dict)
+    ix: dict[str, int] = field(default_factory=dict)  # creation order, the listing's score
+    tokens: dict[str, list[str]] = field(default_factory=dict)
     reserved: dict[str, tuple[str, int]] = field(default_factory=dict)  # id -> (fp, until)
     # waiting: (priority, seq); delayed: due time; active: lease deadline; else finish time
     index: dict[TaskStatus, dict[str, Any]] = field(
         default_factory=lambda: {status: {} for status in TaskStatus}
     )
     seq: int = 0
+    last_ix: int = 0  # enqueue_tasks.lua's `last_ix` key: creation order strictly increases
     fence: int = 0
     marker: bool = False
+    paused: bool = False
+    cancel_requested: set[str] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)  # every name the queue has seen
+    finished: Counter[int] = field(default_factory=Counter)  # minute -> tasks finished
+    durations: dict[str, list[int]] = field(default_factory=dict)  # newest first
+
+    def store(self, task: Task) -> None:
+        self.seq += 1
+        # enqueue_tasks.lua: creation order, strictly increasing within the queue
+        self.last_ix = max(task.created_at * 1000, self.last_ix + 1)
+        self.ix[task.id] = self.last_ix
+        self.tasks[task.id] = _stored(task)
+        self.fingerprints[task.id] = _fingerprint(task)
+        self.tokens[task.id] = task_tokens(task.name, task.payload)
+        self.names.add(task.name)
+        if task.status is TaskStatus.DELAYED:
+            self.make_delayed(task.id, task.run_at)
+        else:
+            self.index[TaskStatus.WAITING][task.id] = (task.priority, self.seq)
+            self.marker = True
 
     def make_ready(self, task_id: str) -> None:
         self.seq += 1
@@ -136,14 +275,27 @@ class _Queue:
             self.marker = True  # only a new earliest due time changes how long workers sleep
         delayed[task_id] = due
 
-    def promote_due(self, now: int) -> None:
+    def finish(self, task: Task) -> None:
+        self.index[task.status][task.id] = task.finished_at or 0
+        self.finished[(task.finished_at or 0) // 60_000] += 1
+        last = task.history[-1] if task.history else None
+        if task.status is TaskStatus.COMPLETED and last is not None:
+            kept = self.durations.setdefault(task.name, [])
+            kept.insert(0, last.finished_at - last.started_at)
+            del kept[DURATIONS_KEPT:]
+
+    def promote_due(self, now: int) -> list[Task]:
+        """The due delayed tasks made waiting (claim_tasks.lua announces each)."""
         delayed = self.index[TaskStatus.DELAYED]
         due = sorted((at, task_id) for task_id, at in delayed.items() if at <= now)
+        promoted = []
         for _, task_id in due[:PROMOTE_LIMIT]:
             del delayed[task_id]
             self.tasks[task_id] = replace(self.tasks[task_id], status=TaskStatus.WAITING)
             self.seq += 1
             self.index[TaskStatus.WAITING][task_id] = (self.tasks[task_id].priority, self.seq)
+            promoted.append(self.tasks[task_id])
+        return promoted
 
     def pop_ready(self, limit: int) -> list[str]:
         waiting = self.index[TaskStatus.WAITING]
@@ -163,19 +315,41 @@ class _Queue:
             raise LockLost(f"task {task.id!r}: fencing token is stale or the task is not active")
         return stored
 
+    def forget(self, task_id: str, until: int) -> None:
+        """_lib.lua's forget: drop the task and its indexes, reserve the id until `until`."""
+        for members in self.index.values():
+            members.pop(task_id, None)
+        del self.tasks[task_id]
+        del self.ix[task_id], self.tokens[task_id]
+        self.reserved[task_id] = (self.fingerprints.pop(task_id), until)
+
+    def entry(self, task_id: str, queue: str) -> Entry:
+        return (self.ix[task_id], task_id, queue)
+
+    def has_token(self, token: str) -> bool:
+        return any(token in tokens for tokens in self.tokens.values())
+
 
 class InMemoryTaskQueue:
     """ITaskQueue in a dict, matching RedisTaskQueue (and its Lua scripts) step by step.
 
     `clock` only measures the idempotency window of removed ids; every other time is
-    passed in, as with the Redis adapter. Pausing queues is not modelled.
+    passed in, as with the Redis adapter. Events (wait_finished, events, stop_requests)
+    go through asyncio primitives instead of pub/sub, with the same delivery. Not
+    modelled: the batches' 7-day expiry, and pub/sub's reach across databases (see the
+    xfail test in tests/contract).
     """
 
     def __init__(self, idempotency_window_ms: int, clock: Clock = system_clock) -> None:
         self._window_ms = idempotency_window_ms
         self._clock = clock
         self._queues: dict[str, _Queue] = {}
+        self._known: set[str] = set()  # the adapter's `conveyor:queues` registry
         self._wakeup = asyncio.Event()
+        self._batches: dict[str, list[tuple[str, str]]] = {}
+        self._finished: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
+        self._subscribers: list[tuple[frozenset[str], asyncio.Queue[StopRequest]]] = []
+        self._feeds: set[asyncio.Queue[TaskEvent]] = set()
 
     def _queue(self, name: str) -> _Queue:
         return self._queues.setdefault(name, _Queue())
@@ -184,45 +358,42 @@ class InMemoryTaskQueue:
         if queue.marker:
             self._wakeup.set()
 
-    async def enqueue(self, tasks: Sequence[Task]) -> list[Enqueued]:
-        # Like the pipelined scripts: each task is stored on its own, the error comes after.
-        results = [self._enqueue_one(task) for task in tasks]
-        for task, result in zip(tasks, results, strict=True):
-            if result is None:
-                raise DuplicateTask(task.id)
-        return [result for result in results if result is not None]
+    # --- writing ------------------------------------------------------------------------
 
-    def _enqueue_one(self, task: Task) -> Enqueued | None:
+    async def enqueue(self, tasks: Sequence[Task], batch_id: str | None = None) -> list[Enqueued]:
+        results = [self._enqueue_one(task) for task in tasks]
+        self._known.update(task.queue for task in tasks)
+        members = [
+            (r.task.queue, r.task.id) for r in results if r.outcome is not EnqueueOutcome.CONFLICT
+        ]
+        if batch_id is not None and members:  # RPUSH of the tasks that are the batch's own
+            self._batches.setdefault(batch_id, []).extend(members)
+        return results
+
+    def _enqueue_one(self, task: Task) -> Enqueued:
         queue = self._queue(task.queue)
         fp = _fingerprint(task)
         if task.id in queue.tasks:
-            same = queue.fingerprints[task.id] == fp
-            return Enqueued(queue.tasks[task.id], EnqueueOutcome.EXISTING) if same else None
+            if queue.fingerprints[task.id] == fp:
+                return Enqueued(queue.tasks[task.id], EnqueueOutcome.EXISTING)
+            return Enqueued(task, EnqueueOutcome.CONFLICT)
         reserved = queue.reserved.get(task.id)
         if reserved is not None and reserved[1] > self._clock():
-            return Enqueued(task, EnqueueOutcome.REMOVED) if reserved[0] == fp else None
-        queue.tasks[task.id] = _stored(task)
-        queue.fingerprints[task.id] = fp
-        if task.status is TaskStatus.DELAYED:
-            queue.make_delayed(task.id, task.run_at)
-        else:
-            queue.make_ready(task.id)
+            same = reserved[0] == fp
+            return Enqueued(task, EnqueueOutcome.REMOVED if same else EnqueueOutcome.CONFLICT)
+        queue.store(task)
         self._signal(queue)
+        self._announce(TaskEvent(task.id, task.queue, task.name, task.status.value))
         return Enqueued(task, EnqueueOutcome.CREATED)
-
-    async def get(self, task_id: str, queue: str | None = None) -> Task:
-        names = [queue] if queue else sorted(self._queues)
-        for name in names:
-            found = self._queues.get(name, _Queue()).tasks.get(task_id)
-            if found is not None:
-                return found
-        raise TaskNotFound(task_id)
 
     async def claim(
         self, queue: str, worker_id: str, limit: int, lease_ms: int, now: int
     ) -> ClaimBatch:
         state = self._queue(queue)
-        state.promote_due(now)
+        for task in state.promote_due(now):
+            self._announce(TaskEvent(task.id, queue, task.name, TaskStatus.WAITING.value))
+        if state.paused:
+            return ClaimBatch([])
         claimed: list[Task] = []
         for task_id in state.pop_ready(limit):
             state.fence += 1
@@ -236,6 +407,7 @@ class InMemoryTaskQueue:
             state.tasks[task_id] = task
             state.index[TaskStatus.ACTIVE][task_id] = now + lease_ms
             claimed.append(task)
+            self._announce(TaskEvent(task_id, queue, task.name, TaskStatus.ACTIVE.value))
         if not claimed:
             return ClaimBatch([], state.next_due())
         if state.index[TaskStatus.WAITING]:
@@ -269,12 +441,31 @@ class InMemoryTaskQueue:
         return False
 
     async def settle(self, task: Task, *, lease_expired_by: int | None = None) -> None:
+        if not self._move(task, TaskStatus.ACTIVE, task.fence, lease_expired_by, None):
+            raise LockLost(f"task {task.id!r}: fencing token is stale or the task is not active")
+
+    async def change(self, task: Task, previous: Task, *, stop: StopKind | None = None) -> None:
+        if not self._move(task, previous.status, previous.fence, None, stop):
+            raise TaskChanged(f"task {task.id!r} changed meanwhile")
+
+    def _move(
+        self,
+        task: Task,
+        expected: TaskStatus,
+        fence: int,
+        lease_expired_by: int | None,
+        stop: StopKind | None,
+    ) -> bool:
+        """move_task.lua: False if the task is not as read; LockLost if the lease is valid."""
         state = self._queue(task.queue)
-        stored = state.current(task)
-        active = state.index[TaskStatus.ACTIVE]
-        if lease_expired_by and lease_expired_by > 0 and active.get(task.id, 0) >= lease_expired_by:
+        stored = state.tasks.get(task.id)
+        if stored is None or stored.status is not expected or stored.fence != fence:
+            return False
+        members = state.index[expected]
+        if lease_expired_by and members.get(task.id, 0) >= lease_expired_by:
             raise LockLost(f"task {task.id!r}: the lease has not expired")
-        active.pop(task.id, None)
+        members.pop(task.id, None)
+        state.cancel_requested.discard(task.id)
         changes = {name: getattr(task, name) for name in SETTLED_FIELDS}
         state.tasks[task.id] = _stored(replace(stored, **changes))
         if task.status is TaskStatus.WAITING:
@@ -282,13 +473,33 @@ class InMemoryTaskQueue:
         elif task.status is TaskStatus.DELAYED:
             state.make_delayed(task.id, task.run_at)
         else:
-            state.index[task.status][task.id] = task.finished_at or 0
+            state.finish(task)
         self._signal(state)
+        self._announce(TaskEvent(task.id, task.queue, stored.name, task.status.value))
+        if stop is not None:
+            self._publish_stop(StopRequest(task.id, task.queue, stop))
+        return True
 
     async def set_progress(self, task: Task, progress: Any) -> None:
         state = self._queue(task.queue)
         stored = state.current(task)
         state.tasks[task.id] = replace(stored, progress=_JSON.dump_python(progress, mode="json"))
+
+    async def extend_lease(self, task: Task, lease_ms: int, now: int) -> bool:
+        state = self._queue(task.queue)
+        state.current(task)
+        active = state.index[TaskStatus.ACTIVE]
+        if task.id in active:  # ZADD XX
+            active[task.id] = now + lease_ms
+        return task.id in state.cancel_requested
+
+    async def request_cancel(self, task: Task) -> None:
+        state = self._queue(task.queue)
+        stored = state.tasks.get(task.id)
+        if stored is None or stored.status is not TaskStatus.ACTIVE:
+            raise TaskChanged(f"task {task.id!r} changed meanwhile")
+        state.cancel_requested.add(task.id)
+        self._publish_stop(StopRequest(task.id, task.queue, StopKind.CANCEL))
 
     async def remove(self, task: Task) -> None:
         state = self._queue(task.queue)
@@ -297,19 +508,102 @@ class InMemoryTaskQueue:
             raise TaskNotFound(task.id)
         if stored.status is TaskStatus.ACTIVE:
             raise TaskActive(task.id)
-        for status, members in state.index.items():
-            if status is not TaskStatus.ACTIVE:
-                members.pop(task.id, None)
-        del state.tasks[task.id]
-        fp = state.fingerprints.pop(task.id)
-        state.reserved[task.id] = (fp, self._clock() + self._window_ms)
+        self._forget(state, task.queue, task.id)
 
-    async def extend_lease(self, task: Task, lease_ms: int, now: int) -> None:
-        state = self._queue(task.queue)
-        state.current(task)
-        active = state.index[TaskStatus.ACTIVE]
-        if task.id in active:  # ZADD XX
-            active[task.id] = now + lease_ms
+    async def sweep(self, queue: str, finished_before: Mapping[TaskStatus, int], limit: int) -> int:
+        state = self._queue(queue)
+        budget, removed = limit, 0
+        for status in TERMINAL:
+            before = finished_before.get(status, 0)
+            if before > 0 and budget > 0:
+                members = state.index[status]
+                old = sorted((at, task_id) for task_id, at in members.items() if at < before)
+                for _, task_id in old[:budget]:
+                    self._forget(state, queue, task_id)
+                    removed += 1
+                budget -= len(old[:budget])
+        return removed
+
+    def _forget(self, state: _Queue, queue: str, task_id: str) -> None:
+        name = state.tasks[task_id].name
+        state.forget(task_id, self._clock() + self._window_ms)
+        self._announce(TaskEvent(task_id, queue, name, "removed"))
+
+    async def set_paused(self, queue: str, paused: bool) -> None:
+        state = self._queue(queue)
+        state.paused = paused
+        self._known.add(queue)
+        if not paused:
+            state.marker = True  # idle workers look again at once
+            self._signal(state)
+
+    # --- events -------------------------------------------------------------------------
+
+    def _announce(self, event: TaskEvent) -> None:
+        """A transition, as the scripts PUBLISH it: to waiters and to every feed."""
+        if event.status == "removed" or TaskStatus(event.status).is_terminal:
+            for done in self._finished.get((event.queue, event.task_id), ()):
+                if not done.done():
+                    done.set_result(None)
+        for feed in self._feeds:
+            with contextlib.suppress(asyncio.QueueFull):
+                feed.put_nowait(event)
+
+    async def events(self) -> AsyncIterator[TaskEvent]:
+        feed: asyncio.Queue[TaskEvent] = asyncio.Queue(maxsize=FEED_SIZE)
+        self._feeds.add(feed)
+        return self._drain(feed)
+
+    async def _drain(self, feed: asyncio.Queue[TaskEvent]) -> AsyncIterator[TaskEvent]:
+        try:
+            while True:
+                yield await feed.get()
+        finally:
+            self._feeds.discard(feed)
+
+    def _publish_stop(self, request: StopRequest) -> None:
+        for queues, inbox in self._subscribers:
+            if request.queue in queues:
+                inbox.put_nowait(request)
+
+    async def stop_requests(self, queues: Sequence[str]) -> AsyncIterator[StopRequest]:
+        inbox: asyncio.Queue[StopRequest] = asyncio.Queue()
+        subscription = (frozenset(queues), inbox)
+        self._subscribers.append(subscription)
+        try:
+            while True:
+                yield await inbox.get()
+        finally:
+            self._subscribers.remove(subscription)
+
+    async def wait_finished(self, task: Task, timeout_ms: int) -> Task:
+        if task.status.is_terminal or timeout_ms <= 0:
+            return task
+        place = (task.queue, task.id)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._finished.setdefault(place, set()).add(done)
+        try:
+            task = await self.get(task.id, task.queue)
+            if not task.status.is_terminal:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done, timeout_ms / 1000)
+                task = await self.get(task.id, task.queue)
+        finally:
+            waiters = self._finished[place]
+            waiters.discard(done)
+            if not waiters:
+                del self._finished[place]
+        return task
+
+    # --- reading ------------------------------------------------------------------------
+
+    async def get(self, task_id: str, queue: str | None = None) -> Task:
+        names = [queue] if queue else sorted(self._known)
+        for name in names:
+            found = self._queues.get(name, _Queue()).tasks.get(task_id)
+            if found is not None:
+                return found
+        raise TaskNotFound(task_id)
 
     async def expired(self, queue: str, now: int, limit: int) -> list[Task]:
         state = self._queue(queue)
@@ -317,6 +611,145 @@ class InMemoryTaskQueue:
         due = sorted((deadline, task_id) for task_id, deadline in active.items() if deadline < now)
         chosen = due if limit < 0 else due[:limit]
         return [state.tasks[task_id] for _, task_id in chosen]
+
+    async def batch(self, batch_id: str) -> list[Task]:
+        members = self._batches.get(batch_id)
+        if not members:
+            raise TaskNotFound(batch_id)
+        return self._members(members)
+
+    def _members(self, places: Iterable[tuple[str, str]]) -> list[Task]:
+        found = (self._queues.get(queue, _Queue()).tasks.get(task_id) for queue, task_id in places)
+        return [task for task in found if task is not None]
+
+    async def stats(self, now: int) -> list[QueueStats]:
+        return [self._stats(name, self._queue(name), now) for name in sorted(self._known)]
+
+    @staticmethod
+    def _stats(name: str, state: _Queue, now: int) -> QueueStats:
+        minute = now // 60_000
+        buckets = [state.finished[m] for m in range(minute - 60, minute + 1)]
+        fraction = (now % 60_000) / 60_000
+        names = sorted(state.names)
+        type_counts = {n: dict.fromkeys(TaskStatus, 0) for n in names}
+        for task in state.tasks.values():
+            type_counts[task.name][task.status] += 1
+        return QueueStats(
+            queue=name,
+            paused=state.paused,
+            counts={status: len(state.index[status]) for status in TaskStatus},
+            type_counts=type_counts,
+            durations_ms={n: list(state.durations.get(n, [])) for n in names},
+            finished_last_minute=round(buckets[-1] + buckets[-2] * (1 - fraction)),
+            finished_last_hour=round(sum(buckets[1:]) + buckets[0] * (1 - fraction)),
+        )
+
+    async def list_tasks(self, query: TaskQuery) -> TaskPage:
+        text = (query.search or "").strip()
+        if text:  # a search of only whitespace is no search
+            return self._search(query, text)
+        low, high = _score_window(query)
+        bound = _cursor_bound(query.cursor, high)
+        matching = [entry for entry in self._entries(query) if low <= entry[0] <= high]
+        skip = min(query.offset, MAX_OFFSET)
+        window = [entry for entry in matching if bound.admits(entry)][skip:][: query.limit + 1]
+        page = window[: query.limit]
+        items = self._members((queue, task_id) for _, task_id, queue in page)
+        total: int | None = len(matching)
+        if query.created_by is not None:  # no index: filtered within the page
+            items = [task for task in items if task.created_by == query.created_by]
+            total = None
+        more = len(window) > query.limit
+        return TaskPage(items, total, _encode_cursor(page[-1]) if more and page else None)
+
+    def _queue_names(self, query: TaskQuery) -> list[str]:
+        return [query.queue] if query.queue else sorted(self._known)
+
+    def _entries(self, query: TaskQuery) -> list[Entry]:
+        """Newest first: every task of the queues, statuses and name the query covers."""
+        entries = [
+            state.entry(task.id, name)
+            for name in self._queue_names(query)
+            for state in [self._queue(name)]
+            for task in state.tasks.values()
+            if (query.status is None or task.status is query.status)
+            and (query.name is None or task.name == query.name)
+        ]
+        return sorted(entries, reverse=True)
+
+    def _search(self, query: TaskQuery, text: str) -> TaskPage:
+        queues = self._queue_names(query)
+        if query.cursor is None or _decode(query.cursor)[0] == "i":
+            by_id = self._id_prefix(queues, text, query)
+            if by_id is not None:
+                return by_id
+        tokens = words(text)
+        if tokens and all(any(self._queue(q).has_token(t) for q in queues) for t in tokens):
+            rare = max(tokens, key=len)
+            others = [token for token in dict.fromkeys(tokens) if token != rare]
+            candidates = sorted(
+                (state.entry(task_id, name), all(word in task_words for word in others))
+                for name in queues
+                for state in [self._queue(name)]
+                for task_id, task_words in state.tokens.items()
+                if rare in task_words
+            )
+            return self._scan(query, [(entry, ok) for entry, ok in reversed(candidates)], None)
+        entries = self._entries(replace(query, created_from=None, created_to=None))
+        return self._scan(query, [(entry, True) for entry in entries], text.lower())
+
+    def _id_prefix(self, queues: Sequence[str], text: str, query: TaskQuery) -> TaskPage | None:
+        """queries.py's _id_prefix: by (id, queue) descending; `total` and `offset` count
+        every id match, the other filters thin the page; None when no id matches."""
+        after = _id_after(query.cursor)
+        matching = sorted(
+            ((task_id, name) for name in queues for task_id in self._queue(name).tasks),
+            reverse=True,
+        )
+        matching = [entry for entry in matching if entry[0].startswith(text)]
+        if not matching and after is None:
+            return None
+        admitted = [entry for entry in matching if after is None or entry < after]
+        skip = min(query.offset, MAX_OFFSET)
+        window = admitted[skip:][: query.limit + 1]
+        page = window[: query.limit]
+        tasks = self._members((name, task_id) for task_id, name in page)
+        items = [task for task in tasks if _filtered_in(task, query)]
+        more = len(window) > query.limit
+        return TaskPage(
+            items, len(matching), _encode_id_cursor(page[-1]) if more and page else None
+        )
+
+    def _scan(
+        self, query: TaskQuery, candidates: list[tuple[Entry, bool]], text: str | None
+    ) -> TaskPage:
+        """scan.py's Scan: at most SCAN_CAP candidates examined, newest first; `offset`
+        matches are skipped first (they count against the cap)."""
+        skip, limit = query.offset, query.offset + query.limit
+        bound = _cursor_bound(query.cursor, float("inf"))
+        found: list[tuple[Entry, Task]] = []
+        examined, exhausted, last = 0, True, None
+        for entry, has_words in candidates:
+            if not bound.admits(entry):
+                continue
+            examined, last = examined + 1, entry
+            task = self._queue(entry[2]).tasks[entry[1]]
+            if has_words and _filtered_in(task, query) and _contains(task, text):
+                found.append((entry, task))
+            if len(found) > limit or examined >= SCAN_CAP:
+                exhausted = False
+                break
+        items = [task for _, task in found[skip:limit]]
+        if len(found) > limit:
+            return TaskPage(items, None, _encode_cursor(found[limit - 1][0]))
+        resume = None if exhausted or last is None else _encode_cursor(last)
+        return TaskPage(items, None, resume)
+
+
+def _contains(task: Task, text: str | None) -> bool:
+    if text is None:
+        return True
+    return text in f"{task.name} {to_json(task.payload).decode()}".lower()
 
 
 @dataclass

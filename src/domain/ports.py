@@ -194,8 +194,11 @@ class ITaskQueue(Protocol):
 
     async def list_tasks(self, query: TaskQuery) -> TaskPage:
         """Newest first. Filters on status, name, queue and creation time use indexes;
-        `search` matches an id prefix or the words of the name and string payload
-        values, and falls back to a scan capped per call (then `total` is None)."""
+        `search` (whitespace alone is no search) matches an id prefix or the words of
+        the name and string payload values, and falls back to a scan capped per call
+        (then `total` is None). Tasks matching an id prefix come by id, descending;
+        there `total` and `offset` count every id match, and the other filters only thin
+        the page (it may hold fewer than `limit` tasks while `next_cursor` goes on)."""
         ...
 
     async def stats(self, now: int) -> list[QueueStats]:
@@ -221,7 +224,7 @@ class ITaskQueue(Protocol):
         """Delete a task that is not active (`TaskActive` otherwise).
 
         Its id stays reserved for the idempotency window: a repeated enqueue with the
-        same name and payload answers REMOVED, any other `DuplicateTask`.
+        same name and payload answers REMOVED, any other CONFLICT.
         """
         ...
 

@@ -3,76 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable
 from random import Random
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
-from application.clock import system_clock
-from domain.errors import DuplicateTask, LockLost, TaskActive, TaskNotFound
+from domain.errors import LockLost, TaskActive, TaskNotFound
 from domain.ports import EnqueueOutcome, ITaskQueue
-from domain.task import Backoff, Failure, Task, TaskError, TaskStatus
-from infrastructure.redis.queue import RedisTaskQueue
-from tests.fakes import InMemoryTaskQueue
+from domain.task import TaskError, TaskStatus
+from tests.contract.queue_support import (
+    LEASE_MS,
+    QUEUE,
+    RUN,
+    T0,
+    MakeQueue,
+    claim,
+    claim_one,
+    enqueue_claimed,
+    failure,
+    make_task,
+)
+from tests.fakes import eventually
 
-T0 = 1_700_000_000_000
-LEASE_MS = 1_000
-WINDOW_MS = 60_000
-QUEUE = "contract"
-
-MakeQueue = Callable[[int], ITaskQueue]
-
-
-@pytest.fixture(params=["fake", "redis"])
-def make_queue(request: pytest.FixtureRequest) -> MakeQueue:
-    """Adapters with a given idempotency window, all over one store."""
-    if request.param == "fake":
-        return lambda window_ms: InMemoryTaskQueue(window_ms, clock=system_clock)
-    client: Redis = request.getfixturevalue("redis")
-    blocking: Redis = request.getfixturevalue("blocking_redis")
-    return lambda window_ms: RedisTaskQueue(client, blocking, idempotency_window_ms=window_ms)
-
-
-@pytest.fixture
-def queue(make_queue: MakeQueue) -> ITaskQueue:
-    return make_queue(WINDOW_MS)
-
-
-def make_task(task_id: str, **changes: Any) -> Task:
-    fields: dict[str, Any] = {
-        "name": "echo",
-        "payload": {"n": 1},
-        "created_at": T0,
-        "run_at": T0,
-        "queue": QUEUE,
-        "backoff": Backoff(delay_ms=100, jitter=False),
-    }
-    fields.update(changes)
-    if fields["run_at"] > T0 and "status" not in changes:
-        fields["status"] = TaskStatus.DELAYED
-    return Task(id=task_id, **fields)
-
-
-async def claim(queue: ITaskQueue, limit: int = 1, now: int = T0) -> list[Task]:
-    return (await queue.claim(QUEUE, "worker-1", limit, LEASE_MS, now)).tasks
-
-
-async def claim_one(queue: ITaskQueue, now: int = T0) -> Task:
-    (task,) = await claim(queue, 1, now)
-    return task
-
-
-async def enqueue_claimed(queue: ITaskQueue, task_id: str = "t1") -> Task:
-    await queue.enqueue([make_task(task_id)])
-    return await claim_one(queue)
-
-
-def failure(retryable: bool = True) -> Failure:
-    return Failure(TaskError("RuntimeError", "boom"), retryable=retryable)
-
+OTHER = f"other-{RUN}"
 
 # --- storing and reading ------------------------------------------------------------------
 
@@ -382,27 +335,58 @@ async def test_a_repeated_enqueue_answers_the_stored_task(queue: ITaskQueue) -> 
 @pytest.mark.parametrize(
     "changes", [{"payload": {"n": 2}}, {"name": "other"}], ids=["payload", "name"]
 )
-async def test_the_same_id_with_another_request_is_a_duplicate(
+async def test_the_same_id_with_another_request_is_a_conflict(
     queue: ITaskQueue, changes: dict[str, Any]
 ) -> None:
     await queue.enqueue([make_task("t1")])
+    request = make_task("t1", priority=3, **changes)
 
-    with pytest.raises(DuplicateTask) as raised:
-        await queue.enqueue([make_task("t1", **changes)])
+    (result,) = await queue.enqueue([request])
 
-    assert raised.value.task_id == "t1"
-    assert (await queue.get("t1")).payload == {"n": 1}
+    assert result.outcome is EnqueueOutcome.CONFLICT
+    assert result.task == request  # the request as it would have been stored
+    stored = await queue.get("t1")
+    assert (stored.name, stored.payload, stored.priority) == ("echo", {"n": 1}, 0)
+    assert [t.id for t in await claim(queue, limit=5)] == ["t1"]
 
 
-async def test_a_bulk_enqueue_raises_for_its_first_duplicate(queue: ITaskQueue) -> None:
+async def test_a_conflict_in_a_bulk_stores_the_other_tasks(queue: ITaskQueue) -> None:
     await queue.enqueue([make_task("b"), make_task("d")])
 
-    with pytest.raises(DuplicateTask) as raised:
-        await queue.enqueue(
-            [make_task("a"), make_task("b", payload={}), make_task("c"), make_task("d", name="x")]
-        )
+    results = await queue.enqueue(
+        [make_task("a"), make_task("b", payload={}), make_task("c"), make_task("d", name="x")]
+    )
 
-    assert raised.value.task_id == "b"
+    assert [(r.task.id, r.outcome) for r in results] == [
+        ("a", EnqueueOutcome.CREATED),
+        ("b", EnqueueOutcome.CONFLICT),
+        ("c", EnqueueOutcome.CREATED),
+        ("d", EnqueueOutcome.CONFLICT),
+    ]
+    assert (await queue.get("b")).payload == {"n": 1}
+    assert (await queue.get("d")).name == "echo"
+    assert sorted(t.id for t in await claim(queue, limit=10)) == ["a", "b", "c", "d"]
+
+
+async def test_a_bulk_over_two_queues_answers_in_request_order(queue: ITaskQueue) -> None:
+    await queue.enqueue([make_task("x", queue=OTHER)])
+    tasks = [
+        make_task("x", queue=OTHER, payload={"n": 9}),
+        make_task("x"),
+        make_task("y", queue=OTHER),
+        make_task("x"),
+    ]
+
+    results = await queue.enqueue(tasks)
+
+    assert [(r.task.id, r.task.queue, r.outcome) for r in results] == [
+        ("x", OTHER, EnqueueOutcome.CONFLICT),
+        ("x", QUEUE, EnqueueOutcome.CREATED),
+        ("y", OTHER, EnqueueOutcome.CREATED),
+        ("x", QUEUE, EnqueueOutcome.EXISTING),
+    ]
+    assert (await queue.get("x", OTHER)).payload == {"n": 1}
+    assert (await queue.get("x", QUEUE)).queue == QUEUE
 
 
 async def test_the_same_id_twice_in_one_bulk_is_stored_once(queue: ITaskQueue) -> None:
@@ -434,8 +418,10 @@ async def test_a_removed_id_stays_reserved(queue: ITaskQueue) -> None:
     assert again.task.id == "t1"
     with pytest.raises(TaskNotFound):
         await queue.get("t1")
-    with pytest.raises(DuplicateTask):
-        await queue.enqueue([make_task("t1", payload={"n": 2})])
+    (other,) = await queue.enqueue([make_task("t1", payload={"n": 2})])
+    assert other.outcome is EnqueueOutcome.CONFLICT
+    with pytest.raises(TaskNotFound):
+        await queue.get("t1")
     with pytest.raises(TaskNotFound):
         await queue.remove(task)
 
@@ -456,20 +442,18 @@ async def test_a_removed_id_is_free_again_after_the_window(make_queue: MakeQueue
     await queue.enqueue([make_task("t1")])
     await queue.remove(await queue.get("t1"))
 
-    async def created() -> None:
-        while True:
-            with contextlib.suppress(DuplicateTask):
-                (result,) = await queue.enqueue([make_task("t1", payload={"n": 2})])
-                assert result.outcome is EnqueueOutcome.CREATED
-                return
-            await asyncio.sleep(0.02)
+    async def outcome(n: int) -> EnqueueOutcome:
+        (result,) = await queue.enqueue([make_task("t1", payload={"n": n})])
+        return result.outcome
 
-    with pytest.raises(DuplicateTask):
-        await queue.enqueue([make_task("t1", payload={"n": 2})])
-    # Until the window ends, another request for the id is a duplicate; then it is stored.
-    with pytest.raises(DuplicateTask):
-        await queue.enqueue([make_task("t1", payload={"n": 3})])
-    await asyncio.wait_for(created(), timeout=3)
+    # Until the window ends, another request for the id is a conflict; then it is stored.
+    assert await outcome(2) is EnqueueOutcome.CONFLICT
+    assert await outcome(3) is EnqueueOutcome.CONFLICT
+
+    async def created() -> bool:
+        return await outcome(2) is EnqueueOutcome.CREATED
+
+    await eventually(created, timeout_s=3)
     assert (await queue.get("t1")).payload == {"n": 2}
 
 
@@ -494,7 +478,7 @@ async def test_an_empty_enqueue_stores_nothing(queue: ITaskQueue) -> None:
 
 async def test_wait_for_work_wakes_when_a_task_is_enqueued(queue: ITaskQueue) -> None:
     await queue.wait_for_work([QUEUE], 20)  # nothing there: returns after its timeout
-    waiter = asyncio.ensure_future(queue.wait_for_work(["other", QUEUE], 10_000))
+    waiter = asyncio.ensure_future(queue.wait_for_work([OTHER, QUEUE], 10_000))
     await asyncio.sleep(0.02)
     assert not waiter.done()
 

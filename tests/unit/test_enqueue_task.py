@@ -216,3 +216,69 @@ async def test_a_repeated_request_answers_the_existing_task(enqueue: EnqueueTask
     assert again.task == first.task
     with pytest.raises(DuplicateTask):
         await enqueue.execute(EnqueueRequest("greet", {"x": 2}, task_id="t1"))
+
+
+async def test_a_conflicting_single_request_raises_and_stores_nothing(
+    enqueue: EnqueueTask, queue: InMemoryTaskQueue
+) -> None:
+    first = await enqueue.execute(EnqueueRequest("greet", {"x": 1}, task_id="t1"))
+
+    with pytest.raises(DuplicateTask) as raised:
+        await enqueue.execute(EnqueueRequest("greet", {"x": 2}, task_id="t1", priority=0))
+
+    assert raised.value.task_id == "t1"
+    assert await queue.get("t1") == first.task
+
+
+async def test_a_bulk_request_answers_an_outcome_per_task(
+    enqueue: EnqueueTask, queue: InMemoryTaskQueue
+) -> None:
+    await enqueue.execute(EnqueueRequest("greet", {"x": 1}, task_id="taken"))
+    requests = [
+        EnqueueRequest("greet", {"x": 1}, task_id="new-1"),
+        EnqueueRequest("greet", {"x": 2}, task_id="taken"),  # another payload: a conflict
+        EnqueueRequest("greet", {"x": 1}, task_id="taken"),  # the same request again
+        EnqueueRequest("plain", {"x": 1}),
+    ]
+
+    results = await enqueue.execute_many(requests)
+
+    assert [(r.task.id, r.outcome) for r in results] == [
+        ("new-1", EnqueueOutcome.CREATED),
+        ("taken", EnqueueOutcome.CONFLICT),
+        ("taken", EnqueueOutcome.EXISTING),
+        ("gen-1", EnqueueOutcome.CREATED),
+    ]
+    assert results[1].task.payload == {"x": 2, "name": "world", "tags": []}  # the request
+    assert (await queue.get("taken")).payload["x"] == 1
+    assert (await queue.get("new-1")).status is TaskStatus.WAITING
+
+
+async def test_a_bulk_request_with_a_batch_id_can_be_gathered(
+    enqueue: EnqueueTask, queue: InMemoryTaskQueue
+) -> None:
+    requests = [EnqueueRequest("plain", {"x": n}) for n in range(3)]
+    requests.append(EnqueueRequest("greet", {"x": 9}, delay_ms=1_000))
+
+    results = await enqueue.execute_many(requests, batch_id="batch-1")
+
+    gathered = await queue.batch("batch-1")
+    assert [t.id for t in gathered] == [r.task.id for r in results]
+    assert [t.queue for t in gathered] == ["default"] * 3 + ["greetings"]
+    with pytest.raises(TaskNotFound):
+        await queue.batch("batch-2")
+
+
+async def test_a_removed_id_answers_removed_without_raising(
+    enqueue: EnqueueTask, queue: InMemoryTaskQueue
+) -> None:
+    first = await enqueue.execute(EnqueueRequest("greet", {"x": 1}, task_id="t1"))
+    await queue.remove(first.task)
+
+    again = await enqueue.execute(EnqueueRequest("greet", {"x": 1}, task_id="t1"))
+
+    assert again.outcome is EnqueueOutcome.REMOVED
+    with pytest.raises(DuplicateTask):
+        await enqueue.execute(EnqueueRequest("greet", {"x": 3}, task_id="t1"))
+    with pytest.raises(TaskNotFound):
+        await queue.get("t1")

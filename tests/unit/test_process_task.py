@@ -15,10 +15,12 @@ from pydantic import BaseModel
 
 from application.execution import AbortReason, Execution
 from application.handlers import NonRetryableError, RetryAfter, TaskCancelled, TaskContext
+from application.lease import LeaseKeeper
 from application.process_task import ProcessPolicy, ProcessTask
 from application.recover_stalled import RecoverStalled
 from application.registry import TaskRegistry, TaskType
-from domain.ports import Lease
+from domain.errors import QueueUnavailable
+from domain.ports import Lease, StopKind
 from domain.task import Backoff, Task, TaskStatus
 from tests.fakes import (
     Clock,
@@ -364,6 +366,187 @@ async def test_shutdown_returns_the_task_without_spending_an_attempt(harness: Ha
     assert not harness.locks.held("task:t1")
     again = await harness.queue.claim("default", "w2", 1, POLICY.lock_ttl_ms, NOW)
     assert [task.id for task in again.tasks] == ["t1"]
+
+
+# --- operators: cancel and kill -----------------------------------------------------------
+
+
+async def test_a_cancel_request_is_learnt_at_the_next_renewal(harness: Harness) -> None:
+    execution = await harness.claim("block")
+    running = harness.start(execution)
+    await asyncio.wait_for(harness.probe.started.wait(), WAIT_S)
+
+    await harness.queue.request_cancel(execution.task)  # its stop request was missed
+    outcome = await asyncio.wait_for(running, WAIT_S)  # the keeper renews every 100 ms
+
+    assert harness.probe.cancelled
+    assert execution.reason is AbortReason.CANCELLED
+    stored = await harness.queue.get("t1")
+    assert outcome == stored
+    assert stored.status is TaskStatus.CANCELLED
+    assert (stored.attempts, stored.history[-1].outcome) == (0, "cancelled")
+    assert not harness.locks.held("task:t1")
+    assert "task.cancelled" in harness.log.names("warning")
+
+
+async def test_a_stop_request_to_cancel_stops_the_handler_at_once(harness: Harness) -> None:
+    execution = await harness.claim("block")
+    running = harness.start(execution)
+    await asyncio.wait_for(harness.probe.started.wait(), WAIT_S)
+
+    execution.abort(AbortReason.CANCELLED, "requested by an operator")  # as the worker does
+    outcome = await asyncio.wait_for(running, WAIT_S)
+
+    assert harness.probe.cancelled
+    assert outcome is not None
+    assert outcome.status is TaskStatus.CANCELLED
+    assert (await harness.queue.get("t1")).status is TaskStatus.CANCELLED
+    assert harness.locks.extends == 0  # no renewal was needed to learn of it
+
+
+async def test_a_cancel_before_the_handler_starts_records_cancelled(harness: Harness) -> None:
+    execution = await harness.claim("echo")
+    execution.abort(AbortReason.CANCELLED)
+
+    outcome = await asyncio.wait_for(harness.process.execute(execution), WAIT_S)
+
+    assert harness.probe.contexts == []  # the handler never ran
+    assert outcome is not None
+    assert outcome.status is TaskStatus.CANCELLED
+    assert not harness.locks.held("task:t1")
+
+
+async def test_a_sync_handler_asked_to_cancel_stops_at_its_next_check(harness: Harness) -> None:
+    execution = await harness.claim("spin", timeout_ms=60_000)
+    running = harness.start(execution)
+    await eventually(lambda: harness.probe.thread is not None)
+
+    execution.abort(AbortReason.CANCELLED)
+    outcome = await asyncio.wait_for(running, WAIT_S)
+
+    assert harness.probe.cancelled  # ctx.raise_if_cancelled() raised in the thread
+    assert outcome is not None
+    assert outcome.status is TaskStatus.CANCELLED
+    assert (await harness.queue.get("t1")).status is TaskStatus.CANCELLED
+
+
+async def test_a_handler_that_finishes_before_the_cancel_lands_completes(
+    harness: Harness,
+) -> None:
+    execution = await harness.claim("echo")
+    await harness.queue.request_cancel(execution.task)  # cooperative: not yet seen
+
+    outcome = await asyncio.wait_for(harness.process.execute(execution), WAIT_S)
+
+    assert outcome is not None
+    assert outcome.status is TaskStatus.COMPLETED
+    assert (await harness.queue.get("t1")).status is TaskStatus.COMPLETED
+
+
+async def test_a_kill_stops_the_handler_and_keeps_the_operators_record(
+    harness: Harness,
+) -> None:
+    execution = await harness.claim("block")
+    running = harness.start(execution)
+    await asyncio.wait_for(harness.probe.started.wait(), WAIT_S)
+    read = await harness.queue.get("t1")
+    await harness.queue.change(read.killed(NOW + 5), read, stop=StopKind.KILL)
+
+    execution.abort(AbortReason.KILLED, "requested by an operator")  # the stop request
+    outcome = await asyncio.wait_for(running, WAIT_S)
+
+    assert outcome is None
+    assert harness.probe.cancelled
+    stored = await harness.queue.get("t1")
+    assert stored.status is TaskStatus.FAILED
+    assert stored.error is not None
+    assert stored.error.type == "Killed"
+    assert [entry.outcome for entry in stored.history] == ["killed"]
+    assert not harness.locks.held("task:t1")
+    assert "task.killed" in harness.log.names("warning")
+    assert "task.abandoned" not in harness.log.names()
+
+
+async def test_a_kill_whose_stop_request_was_missed_ends_at_the_next_renewal(
+    harness: Harness,
+) -> None:
+    execution = await harness.claim("block")
+    running = harness.start(execution)
+    await asyncio.wait_for(harness.probe.started.wait(), WAIT_S)
+    read = await harness.queue.get("t1")
+
+    await harness.queue.change(read.killed(NOW + 5), read, stop=StopKind.KILL)
+    outcome = await asyncio.wait_for(running, WAIT_S)  # the renewal finds it is not ours
+
+    assert outcome is None
+    assert execution.reason is AbortReason.LOCK_LOST
+    assert (await harness.queue.get("t1")).error == read.killed(NOW + 5).error
+
+
+# --- LeaseKeeper ---------------------------------------------------------------------------
+
+KEEPER_TTL_MS = 30  # renewals every 10 ms
+
+
+class UnreachableQueue(InMemoryTaskQueue):
+    async def extend_lease(self, task: Task, lease_ms: int, now: int) -> bool:
+        raise QueueUnavailable("Redis is unreachable")
+
+
+async def keeper_for(
+    queue: InMemoryTaskQueue, clock: ManualClock
+) -> tuple[LeaseKeeper, Execution, Lease, InMemoryLockService, RecordingLog]:
+    await queue.enqueue([Task(id="t1", name="echo", payload={}, created_at=NOW, run_at=NOW)])
+    (task,) = (await queue.claim("default", "w1", 1, 1_000, NOW)).tasks
+    locks, log = InMemoryLockService(ManualClock(0)), RecordingLog()  # its lock stays valid
+    lease = await locks.acquire("task:t1", KEEPER_TTL_MS, None)
+    return LeaseKeeper(queue, locks, clock, log), Execution(task), lease, locks, log
+
+
+async def test_the_keeper_renews_and_reports_a_cancel_request() -> None:
+    clock = ManualClock(NOW)
+    queue = InMemoryTaskQueue(60_000, clock)
+    keeper, execution, lease, _, _ = await keeper_for(queue, clock)
+    keeping = asyncio.create_task(keeper.keep(execution, lease, NOW + KEEPER_TTL_MS))
+
+    async def renewed() -> bool:  # the queue's lease now ends a TTL after NOW
+        return bool(await queue.expired("default", NOW + KEEPER_TTL_MS + 1, 10))
+
+    await eventually(renewed)
+
+    await queue.request_cancel(execution.task)
+    await eventually(lambda: execution.reason is not None)
+
+    assert (execution.reason, execution.detail) == (AbortReason.CANCELLED, "cancel requested")
+    assert not keeping.done()  # it keeps the lease until the handler has stopped
+    keeping.cancel()
+
+
+async def test_the_keeper_aborts_when_the_task_was_killed_meanwhile() -> None:
+    clock = ManualClock(NOW)
+    queue = InMemoryTaskQueue(60_000, clock)
+    keeper, execution, lease, _, log = await keeper_for(queue, clock)
+    await queue.change(execution.task.killed(NOW + 1), execution.task, stop=StopKind.KILL)
+
+    await asyncio.wait_for(keeper.keep(execution, lease, NOW + KEEPER_TTL_MS), WAIT_S)
+
+    assert execution.reason is AbortReason.LOCK_LOST
+    assert "lease.lost" in log.names("error")
+
+
+async def test_the_keeper_retries_an_unreachable_queue_until_the_lease_is_gone() -> None:
+    clock = ManualClock(NOW)
+    queue = UnreachableQueue(60_000, clock)
+    keeper, execution, lease, _, log = await keeper_for(queue, clock)
+    keeping = asyncio.create_task(keeper.keep(execution, lease, NOW + KEEPER_TTL_MS))
+    await eventually(lambda: log.names("warning").count("lease.renew_failed") >= 2)
+    assert execution.reason is None  # the last good renewal is still valid
+
+    clock.advance(KEEPER_TTL_MS)
+    await asyncio.wait_for(keeping, WAIT_S)
+
+    assert execution.reason is AbortReason.LOCK_LOST
+    assert "lease.expired" in log.names("error")
 
 
 # --- the lock -------------------------------------------------------------------------------

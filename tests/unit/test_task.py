@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from random import Random
 from typing import Any
 
 import pytest
 
-from domain.errors import InvalidTask
+from domain.errors import InvalidTask, InvalidTransition
 from domain.task import (
     PRIORITY_LIMIT,
     Attempt,
@@ -259,6 +260,165 @@ def test_more_stalls_than_allowed_fail_with_reason_stalled() -> None:
     assert failed.error is not None
     assert failed.error.type == "Stalled"
     assert failed.history[-1].outcome == "stalled"
+
+
+# --- operators' transitions ---------------------------------------------------------------
+
+NOT_FINISHED: dict[str, Callable[[], Task]] = {
+    "waiting": make_task,
+    "delayed": lambda: make_task(status=TaskStatus.DELAYED, run_at=T0 + 500, attempts=1),
+}
+FINISHED: dict[str, Callable[[], Task]] = {
+    "completed": lambda: running().complete("ok", T0 + 9),
+    "failed": lambda: fail(running(make_task(max_attempts=1)), T0 + 9),
+    "cancelled": lambda: make_task().cancelled(T0 + 9),
+}
+
+
+@pytest.mark.parametrize("status", NOT_FINISHED)
+def test_a_waiting_or_delayed_task_is_cancelled_at_once(status: str) -> None:
+    task = NOT_FINISHED[status]()
+
+    cancelled = task.cancelled(T0 + 100)
+
+    assert cancelled.status is TaskStatus.CANCELLED
+    assert cancelled.finished_at == T0 + 100
+    assert (cancelled.attempts, cancelled.run_at) == (task.attempts, task.run_at)
+    assert (cancelled.history, cancelled.worker_id) == ((), None)  # no attempt ran
+
+
+def test_a_running_task_cancelled_by_its_worker_records_the_attempt() -> None:
+    task = running(make_task(attempts=1), started_at=T0 + 5)
+
+    cancelled = task.cancelled(T0 + 50)
+
+    assert cancelled.status is TaskStatus.CANCELLED
+    assert cancelled.finished_at == T0 + 50
+    assert cancelled.attempts == 1  # cut short, not spent
+    assert cancelled.history == (Attempt("w1", T0 + 5, T0 + 50, "cancelled"),)
+    assert (cancelled.worker_id, cancelled.fence) == ("w1", task.fence)
+
+
+@pytest.mark.parametrize("status", FINISHED)
+@pytest.mark.parametrize("action", ["cancelled", "killed"])
+def test_a_finished_task_cannot_be_cancelled_or_killed(status: str, action: str) -> None:
+    task = FINISHED[status]()
+
+    with pytest.raises(InvalidTransition) as raised:
+        getattr(task, action)(T0 + 100)
+
+    assert (raised.value.task_id, raised.value.status, raised.value.action) == (
+        "t1",
+        status,
+        action,
+    )
+
+
+@pytest.mark.parametrize("status", NOT_FINISHED)
+def test_a_task_killed_before_it_ran_fails_without_an_attempt(status: str) -> None:
+    task = NOT_FINISHED[status]()
+
+    killed = task.killed(T0 + 100)
+
+    assert killed.status is TaskStatus.FAILED
+    assert killed.finished_at == T0 + 100
+    assert killed.error == TaskError("Killed", "killed by an operator")
+    assert (killed.attempts, killed.history) == (task.attempts, ())
+
+
+def test_a_running_task_killed_records_the_attempt_as_killed() -> None:
+    task = running(started_at=T0 + 5)
+
+    killed = task.killed(T0 + 70)
+
+    assert killed.status is TaskStatus.FAILED
+    assert killed.error == TaskError("Killed", "killed by an operator")
+    assert killed.history == (Attempt("w1", T0 + 5, T0 + 70, "killed"),)
+    assert killed.attempts == 0
+    assert killed.fence == task.fence
+
+
+@pytest.mark.parametrize("status", ["failed", "cancelled"])
+def test_a_retried_task_waits_again_with_fresh_attempts(status: str) -> None:
+    task = replace(FINISHED[status](), stalls=2, attempts=3, result="stale")
+
+    retried = task.retried(T0 + 1_000)
+
+    assert retried.status is TaskStatus.WAITING
+    assert retried.run_at == T0 + 1_000
+    assert (retried.attempts, retried.stalls) == (0, 0)
+    assert (retried.finished_at, retried.error, retried.result, retried.worker_id) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert retried.history == task.history  # the past attempts stay on record
+    assert (retried.id, retried.payload) == ("t1", {"n": 1})
+    assert retried.max_attempts == task.max_attempts
+    assert retried.attempt == 1
+
+
+@pytest.mark.parametrize("status", ["waiting", "delayed", "active", "completed"])
+def test_only_a_failed_or_cancelled_task_can_be_retried(status: str) -> None:
+    task = {
+        "waiting": make_task,
+        "delayed": NOT_FINISHED["delayed"],
+        "active": running,
+        "completed": FINISHED["completed"],
+    }[status]()
+
+    with pytest.raises(InvalidTransition) as raised:
+        task.retried(T0)
+
+    assert (raised.value.status, raised.value.action) == (status, "retried")
+
+
+@pytest.mark.parametrize("source", ["waiting", "active", "failed"])
+def test_a_copy_has_the_work_and_options_but_none_of_the_history(source: str) -> None:
+    original = {
+        "waiting": lambda: make_task(priority=3, created_by="alice"),
+        "active": lambda: running(make_task(priority=3, created_by="alice")),
+        "failed": lambda: fail(running(make_task(priority=3, created_by="alice")), T0 + 9),
+    }[source]()
+    original = replace(original, queue="mail", max_attempts=5, timeout_ms=999, progress=50)
+
+    copy = original.copy_as("t2", T0 + 100)
+
+    assert (copy.id, copy.name, copy.payload, copy.queue) == ("t2", "echo", {"n": 1}, "mail")
+    assert (copy.priority, copy.max_attempts, copy.backoff, copy.timeout_ms) == (
+        3,
+        5,
+        original.backoff,
+        999,
+    )
+    assert copy.created_by == "alice"
+    assert (copy.status, copy.created_at, copy.run_at) == (TaskStatus.WAITING, T0 + 100, T0 + 100)
+    assert (copy.attempts, copy.stalls, copy.fence, copy.history) == (0, 0, 0, ())
+    assert (copy.started_at, copy.finished_at, copy.worker_id) == (None, None, None)
+    assert (copy.result, copy.error, copy.progress) == (None, None, None)
+    assert original.id == "t1"
+
+
+@pytest.mark.parametrize(
+    ("run_at", "status", "due"),
+    [
+        (T0 + 5_000, TaskStatus.DELAYED, T0 + 5_000),
+        (T0, TaskStatus.WAITING, T0),
+        (T0 - 5_000, TaskStatus.WAITING, T0),  # in the past: now
+    ],
+)
+def test_a_copy_can_be_due_later(run_at: int, status: TaskStatus, due: int) -> None:
+    copy = make_task().copy_as("t2", T0, run_at=run_at)
+
+    assert (copy.status, copy.run_at) == (status, due)
+
+
+def test_a_copy_needs_a_valid_id() -> None:
+    with pytest.raises(InvalidTask) as raised:
+        make_task().copy_as("not valid", T0)
+
+    assert raised.value.field == "customJobId"
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,11 @@ class QueueKeys:
         return f"{self.prefix}seq"
 
     @cached_property
+    def last_ix(self) -> str:
+        """The last creation order (`ix`) given in the queue: the next is above it."""
+        return f"{self.prefix}last_ix"
+
+    @cached_property
     def state_sets(self) -> list[str]:
         return [self.state(status) for status in TaskStatus if status is not TaskStatus.ACTIVE]
 

@@ -12,11 +12,18 @@ from domain.ports import QueueStats, TaskPage, TaskQuery
 from domain.task import Task, TaskStatus
 from infrastructure.redis import codec
 from infrastructure.redis.keys import QUEUES, keys_of
-from infrastructure.redis.scan import Scan, cursor_bound, encode_cursor
+from infrastructure.redis.scan import (
+    Scan,
+    cursor_bound,
+    decode_id_cursor,
+    encode_cursor,
+    encode_id_cursor,
+    is_id_cursor,
+)
 from infrastructure.redis.search import words
 
 MAX_OFFSET = 10_000  # deeper pages go by cursor
-_TIE_SLACK = 8  # entries of one score beyond a cursor (scores are unique but for >1000/ms)
+_TIE_SLACK = 8  # entries of one score beyond a cursor (scores are unique within a queue)
 
 
 class QueueReader:
@@ -45,8 +52,9 @@ class QueueReader:
         return [codec.decode(fields) for fields in found if fields]
 
     async def list_tasks(self, query: TaskQuery) -> TaskPage:
-        if query.search:
-            return await self._search(query, query.search.strip())
+        text = (query.search or "").strip()
+        if text:  # a search of only whitespace is no search
+            return await self._search(query, text)
         sources = await self._index_sources(query)
         low, high = _score_window(query)
         bound = cursor_bound(query.cursor, high)
@@ -61,7 +69,7 @@ class QueueReader:
                 (score, task_id, queue)
                 for (queue, _), entries in zip(sources, replies[::2], strict=True)
                 for task_id, score in entries
-                if bound.admits(score, task_id)
+                if bound.admits(score, task_id, queue)
             ),
             reverse=True,
         )
@@ -73,7 +81,7 @@ class QueueReader:
             items = [task for task in items if task.created_by == query.created_by]
             total = None
         more = len(window) > query.limit
-        cursor = encode_cursor(page[-1][0], page[-1][1]) if more and page else None
+        cursor = encode_cursor(*page[-1]) if more and page else None
         return TaskPage(items, total, cursor)
 
     async def _index_sources(self, query: TaskQuery) -> list[tuple[str, str]]:
@@ -99,11 +107,10 @@ class QueueReader:
 
     async def _search(self, query: TaskQuery, text: str) -> TaskPage:
         queues = [query.queue] if query.queue else await self.queues()
-        if query.cursor is None:
+        if query.cursor is None or is_id_cursor(query.cursor):
             by_id = await self._id_prefix(queues, text, query)
-            if by_id:
-                page = by_id[query.offset : query.offset + query.limit]
-                return TaskPage(page, len(by_id), None)
+            if by_id is not None:
+                return by_id
         tokens = words(text)
         scan = Scan(self._redis, query, self._matches)
         if tokens and await self._all_indexed(queues, tokens):
@@ -113,16 +120,43 @@ class QueueReader:
             return await scan.run(sources, tokens=others, text=None)
         return await scan.run(await self._index_sources(query), tokens=[], text=text.lower())
 
-    async def _id_prefix(self, queues: Sequence[str], text: str, query: TaskQuery) -> list[Task]:
+    async def _id_prefix(
+        self, queues: Sequence[str], text: str, query: TaskQuery
+    ) -> TaskPage | None:
+        """The page of tasks whose id starts with `text`, by (id, queue) descending; None
+        when no id does (and no id cursor continues such a search): search by words then.
+
+        `total` and `offset` count every id match; the other filters only thin the page
+        (it may hold fewer than `limit` tasks while the cursor goes on)."""
+        after = decode_id_cursor(query.cursor) if query.cursor is not None else None
+        low, high = f"[{text}", f"{text}\xff"
+        skip = min(query.offset, MAX_OFFSET)
         async with self._redis.pipeline(transaction=False) as pipe:
             for queue in queues:
-                pipe.zrangebylex(keys_of(queue).ids, f"[{text}", f"[{text}\xff", 0, 200)
-            found = await pipe.execute()
-        pairs = [
-            (queue, task_id) for queue, ids in zip(queues, found, strict=True) for task_id in ids
-        ]
-        tasks = [task for task in await self.members(pairs) if _filtered_in(task, query)]
-        return sorted(tasks, key=lambda task: (task.created_at, task.id), reverse=True)
+                key = keys_of(queue).ids
+                pipe.zlexcount(key, low, f"[{high}")
+                pipe.zrevrangebylex(
+                    key, _lex_before(after, queue, high), low, 0, skip + query.limit + 1
+                )
+            replies = await pipe.execute()
+        total = sum(replies[::2])
+        if total == 0 and after is None:
+            return None
+        merged = sorted(
+            (
+                (task_id, queue)
+                for queue, ids in zip(queues, replies[1::2], strict=True)
+                for task_id in ids
+                if after is None or (task_id, queue) < after
+            ),
+            reverse=True,
+        )
+        window = merged[skip:][: query.limit + 1]
+        page = window[: query.limit]
+        tasks = await self.members((queue, task_id) for task_id, queue in page)
+        items = [task for task in tasks if _filtered_in(task, query)]
+        cursor = encode_id_cursor(*page[-1]) if len(window) > query.limit and page else None
+        return TaskPage(items, total, cursor)
 
     async def _all_indexed(self, queues: Sequence[str], tokens: Sequence[str]) -> bool:
         keys = [keys_of(queue).token(token) for queue in queues for token in tokens]
@@ -158,6 +192,14 @@ class QueueReader:
             block, replies = replies[:used], replies[used:]
             stats.append(_queue_stats(queue, names[queue], block, now))
         return stats
+
+
+def _lex_before(after: tuple[str, str] | None, queue: str, high: str) -> str:
+    """The ZREVRANGEBYLEX upper bound of `queue`'s ids below the id cursor `after`."""
+    if after is None or after[0] > high:
+        return f"[{high}"
+    task_id, after_queue = after
+    return f"[{task_id}" if queue < after_queue else f"({task_id}"
 
 
 def _rarest(tokens: Sequence[str]) -> str:

@@ -41,6 +41,8 @@ from infrastructure.redis.waiter import MarkerWaiter
 _QUEUE_REFRESH_S = 60.0  # re-announce a queue in the registry set at most this often
 _BATCH_TTL_MS = 7 * 24 * 3600 * 1000
 
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -52,7 +54,7 @@ def _reachable(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Corou
     async def call(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await method(*args, **kwargs)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except _UNREACHABLE as exc:
             raise QueueUnavailable(f"Redis is unreachable: {exc}") from exc
 
     return call
@@ -81,27 +83,42 @@ class RedisTaskQueue:
 
     @_reachable
     async def enqueue(self, tasks: Sequence[Task], batch_id: str | None = None) -> list[Enqueued]:
+        if not tasks:
+            return []
         by_queue: dict[str, list[int]] = {}
         for index, task in enumerate(tasks):
             by_queue.setdefault(task.queue, []).append(index)
         batches = [[tasks[index] for index in indexes] for indexes in by_queue.values()]
-        if len(batches) == 1 and batch_id is None:
+        if len(batches) == 1:
             replies = [await self._enqueue_batch(batches[0], self._redis)]
         else:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for group in batches:
                     await self._enqueue_batch(group, pipe)
-                if batch_id is not None:
-                    members = [f"{task.queue}\t{task.id}" for task in tasks]
-                    pipe.rpush(batch(batch_id), *members)
-                    pipe.pexpire(batch(batch_id), _BATCH_TTL_MS)
-                replies = (await pipe.execute())[: len(batches)]
+                replies = await pipe.execute()
         await self._announce(set(by_queue))
         outcomes: list[Enqueued | None] = [None] * len(tasks)
         for indexes, batch_replies in zip(by_queue.values(), replies, strict=True):
             for index, reply in zip(indexes, batch_replies, strict=True):
                 outcomes[index] = _enqueued(tasks[index], reply)
-        return [outcome for outcome in outcomes if outcome is not None]
+        results = [outcome for outcome in outcomes if outcome is not None]
+        if batch_id is not None:
+            await self._record_batch(batch_id, results)
+        return results
+
+    async def _record_batch(self, batch_id: str, results: Sequence[Enqueued]) -> None:
+        """The batch holds the tasks of the call that are its own: not CONFLICT ones (the
+        id belongs to another request's task)."""
+        members = [
+            f"{result.task.queue}\t{result.task.id}"
+            for result in results
+            if result.outcome is not EnqueueOutcome.CONFLICT
+        ]
+        if members:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.rpush(batch(batch_id), *members)
+                pipe.pexpire(batch(batch_id), _BATCH_TTL_MS)
+                await pipe.execute()
 
     async def _enqueue_batch(self, tasks: Sequence[Task], client: Any) -> Any:
         """One script call stores a whole batch of one queue (its keys share a slot)."""
@@ -128,7 +145,7 @@ class RedisTaskQueue:
                 }
             )
         return await self._scripts.enqueue_tasks(
-            keys=[keys.wait, keys.delayed, keys.marker, keys.seq, *per_task],
+            keys=[keys.wait, keys.delayed, keys.marker, keys.seq, keys.last_ix, *per_task],
             args=[codec.encode_json(described), keys.prefix, keys.queue],
             client=client,
         )
@@ -242,13 +259,16 @@ class RedisTaskQueue:
 
     async def stop_requests(self, queues: Sequence[str]) -> AsyncIterator[StopRequest]:
         channels = {keys_of(queue).control: queue for queue in queues}
-        async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-            await pubsub.subscribe(*channels)
-            async for message in pubsub.listen():
-                kind, _, task_id = str(message["data"]).partition(" ")
-                queue = channels.get(str(message["channel"]))
-                if queue is not None and kind in StopKind.__members__.values():
-                    yield StopRequest(task_id, queue, StopKind(kind))
+        try:
+            async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                await pubsub.subscribe(*channels)
+                async for message in pubsub.listen():
+                    kind, _, task_id = str(message["data"]).partition(" ")
+                    queue = channels.get(str(message["channel"]))
+                    if queue is not None and kind in StopKind.__members__.values():
+                        yield StopRequest(task_id, queue, StopKind(kind))
+        except _UNREACHABLE as exc:
+            raise QueueUnavailable(f"Redis is unreachable: {exc}") from exc
 
     @_reachable
     async def set_progress(self, task: Task, progress: Any) -> None:

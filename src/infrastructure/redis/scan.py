@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,42 +20,83 @@ from infrastructure.redis.keys import keys_of
 SCAN_CAP = 2_000  # candidates examined per call at most; the cursor resumes after them
 _CHUNK = 200
 
-Position = tuple[float, str]  # (index score, task id): where a listing stands
+Position = tuple[float, str, str]  # (index score, task id, queue): where a listing stands
+IdPosition = tuple[str, str]  # (task id, queue): where an id-prefix search stands
 Candidate = tuple[float, str, str]  # (index score, task id, queue)
 Matcher = Callable[[Task, TaskQuery, str | None], bool]
+
+# A cursor is a kind letter and its position, as JSON in URL-safe base64: "s" for a
+# listing or scan (newest first), "i" for an id-prefix search (by id, descending).
+_LISTING, _BY_ID = "s", "i"
 
 
 @dataclass(frozen=True)
 class Bound:
-    """Where the next page starts: at most `score`, and below `after_id` at that score."""
+    """Where the next page starts: at most `score`, and below `after` (task id, queue) at
+    that score; entries are ordered by (score, id, queue), descending."""
 
     score: float
-    after_id: str | None = None
+    after: tuple[str, str] | None = None
 
-    def admits(self, score: float, task_id: str) -> bool:
-        if self.after_id is None:
+    def admits(self, score: float, task_id: str, queue: str) -> bool:
+        if self.after is None:
             return score <= self.score
-        return score < self.score or (score == self.score and task_id < self.after_id)
+        return score < self.score or (score == self.score and (task_id, queue) < self.after)
 
 
-def encode_cursor(score: float, task_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{score!r}|{task_id}".encode()).decode().rstrip("=")
+def encode_cursor(score: float, task_id: str, queue: str) -> str:
+    return _encode([_LISTING, score, task_id, queue])
+
+
+def encode_id_cursor(task_id: str, queue: str) -> str:
+    return _encode([_BY_ID, task_id, queue])
+
+
+def is_id_cursor(cursor: str | None) -> bool:
+    return cursor is not None and _decode(cursor)[0] == _BY_ID
 
 
 def decode_cursor(cursor: str) -> Position:
+    match _decode(cursor):
+        case ["s", float() | int() as score, str() as task_id, str() as queue] if not isinstance(
+            score, bool
+        ):
+            return float(score), task_id, queue
+    raise _invalid()
+
+
+def decode_id_cursor(cursor: str) -> IdPosition:
+    match _decode(cursor):
+        case ["i", str() as task_id, str() as queue]:
+            return task_id, queue
+    raise _invalid()
+
+
+def _encode(parts: list[Any]) -> str:
+    raw = json.dumps(parts, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> list[Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        score, task_id = raw.split("|", 1)
-        return float(score), task_id
+        parts = json.loads(raw)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidTask("cursor", "not a cursor this API handed out") from None
+        raise _invalid() from None
+    if not isinstance(parts, list) or not parts or parts[0] not in (_LISTING, _BY_ID):
+        raise _invalid()
+    return parts
+
+
+def _invalid() -> InvalidTask:
+    return InvalidTask("cursor", "not a cursor this API handed out")
 
 
 def cursor_bound(cursor: str | None, high: float) -> Bound:
     if cursor is None:
         return Bound(high)
-    score, task_id = decode_cursor(cursor)
-    return Bound(min(score, high), task_id) if score <= high else Bound(high)
+    score, task_id, queue = decode_cursor(cursor)
+    return Bound(min(score, high), (task_id, queue)) if score <= high else Bound(high)
 
 
 class Scan:
@@ -84,9 +126,9 @@ class Scan:
             candidates, last_chunk = await self._chunk(sources, bound)
             for candidate, task in await self._check(candidates, tokens, text):
                 examined += 1
-                bound = Bound(candidate[0], candidate[1])
+                bound = Bound(candidate[0], (candidate[1], candidate[2]))
                 if task is not None:
-                    found.append(((candidate[0], candidate[1]), task))
+                    found.append((candidate, task))
                 if len(found) > limit or examined >= SCAN_CAP:
                     break
             else:
@@ -94,7 +136,9 @@ class Scan:
         items = [task for _, task in found[skip:limit]]
         if len(found) > limit:
             return TaskPage(items, None, encode_cursor(*found[limit - 1][0]))
-        resume = None if exhausted else encode_cursor(bound.score, bound.after_id or "")
+        resume = (
+            None if exhausted or bound.after is None else encode_cursor(bound.score, *bound.after)
+        )
         return TaskPage(items, None, resume)
 
     async def _chunk(
@@ -113,7 +157,7 @@ class Scan:
                 (score, task_id, queue)
                 for (queue, _), entries in zip(sources, replies, strict=True)
                 for task_id, score in entries
-                if bound.admits(score, task_id) and score >= frontier
+                if bound.admits(score, task_id, queue) and score >= frontier
             ),
             reverse=True,
         )

@@ -32,6 +32,7 @@ for _, id in ipairs(due) do
   redis.call('ZADD', KEYS[1], wait_score(tonumber(task[1] or '0'), seq), id)
   redis.call('HSET', key, 'status', 'waiting')
   reindex(prefix, id, task[2], task[3], 'delayed', 'waiting')
+  announce(prefix, queue, id, task[2], 'waiting')
 end
 if #due > 0 then
   redis.call('ZREM', KEYS[2], unpack(due))

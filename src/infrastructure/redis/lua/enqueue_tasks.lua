@@ -3,9 +3,10 @@
 KEYS[1] wait zset           score = packed priority + sequence
 KEYS[2] delayed zset        score = due time (ms)
 KEYS[3] marker zset         what idle workers block on
-KEYS[4] sequence counter    FIFO order among equal priorities, and creation order
-KEYS[3 + 2i] task hash             <prefix>task:<id>        for the i-th task
-KEYS[4 + 2i] removal reservation   <prefix>removed:<id>     for the i-th task
+KEYS[4] sequence counter    FIFO order among equal priorities
+KEYS[5] last creation order the last `ix` given in the queue
+KEYS[4 + 2i] task hash             <prefix>task:<id>        for the i-th task
+KEYS[5 + 2i] removal reservation   <prefix>removed:<id>     for the i-th task
 
 ARGV[1] a JSON array; the i-th element describes the i-th task:
         {id, name, fp (fingerprint of name + payload), status ("waiting" | "delayed"),
@@ -27,11 +28,15 @@ local replies = {}
 local wake = false
 local earliest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
 earliest = earliest and tonumber(earliest)
+local last_ix = tonumber(redis.call('GET', KEYS[5]) or '0')
+local stored = false
 
 local function store(task, key)
   local seq = redis.call('INCR', KEYS[4])
-  -- Creation order, unique within the queue: listing pages on it with a cursor.
-  local ix = task.created_at * 1000 + seq % 1000
+  -- Creation order, strictly increasing within the queue: listing pages on it with a
+  -- cursor. The creation time in ms * 1000, or just above the last one given.
+  local ix = math.max(task.created_at * 1000, last_ix + 1)
+  last_ix, stored = ix, true
   local flat = {'ix', ix}
   for field, value in pairs(task.fields) do
     flat[#flat + 1] = field
@@ -59,12 +64,12 @@ local function store(task, key)
 end
 
 for i, task in ipairs(tasks) do
-  local key = KEYS[3 + 2 * i]
+  local key = KEYS[4 + 2 * i]
   local existing = redis.call('HGET', key, 'fp')
   if existing then
     replies[i] = existing == task.fp and {1, redis.call('HGETALL', key)} or {-1}
   else
-    local reserved = redis.call('GET', KEYS[4 + 2 * i])
+    local reserved = redis.call('GET', KEYS[5 + 2 * i])
     if reserved then
       replies[i] = reserved == task.fp and {2} or {-1}
     else
@@ -76,5 +81,8 @@ end
 
 if wake then
   redis.call('ZADD', KEYS[3], 0, '0')
+end
+if stored then
+  redis.call('SET', KEYS[5], string.format('%d', last_ix))
 end
 return replies

@@ -1,0 +1,44 @@
+"""Fixtures of the queue contract: every test runs on the fake and on RedisTaskQueue."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from application.clock import system_clock
+from domain.ports import ITaskQueue
+from infrastructure.redis.queue import RedisTaskQueue
+from tests.contract.queue_support import WINDOW_MS, MakeQueue
+from tests.fakes import InMemoryTaskQueue
+
+
+@pytest.fixture
+async def redis_queues() -> AsyncIterator[list[RedisTaskQueue]]:
+    """The Redis adapters a test made, closed (their pub/sub listener) before the client."""
+    made: list[RedisTaskQueue] = []
+    yield made
+    for queue in made:
+        await queue.aclose()
+
+
+@pytest.fixture(params=["fake", "redis"])
+def make_queue(request: pytest.FixtureRequest) -> MakeQueue:
+    """Adapters with a given idempotency window, all over one store."""
+    if request.param == "fake":
+        return lambda window_ms: InMemoryTaskQueue(window_ms, clock=system_clock)
+    client: Redis = request.getfixturevalue("redis")
+    blocking: Redis = request.getfixturevalue("blocking_redis")
+    made: list[RedisTaskQueue] = request.getfixturevalue("redis_queues")  # after the clients
+
+    def make(window_ms: int) -> ITaskQueue:
+        made.append(RedisTaskQueue(client, blocking, idempotency_window_ms=window_ms))
+        return made[-1]
+
+    return make
+
+
+@pytest.fixture
+def queue(make_queue: MakeQueue) -> ITaskQueue:
+    return make_queue(WINDOW_MS)
