@@ -16,7 +16,8 @@ def at(stamp: str) -> float:
 
 def started(cluster: Cluster, ids: list[str]) -> list[str]:
     tasks = [cluster.wait_status(task_id, "completed") for task_id in ids]
-    return [task["id"] for task in sorted(tasks, key=lambda task: at(task["startedAt"]))]
+    # Claim order: fencing tokens strictly increase per claim (start times tie within a ms).
+    return [task["id"] for task in sorted(tasks, key=lambda task: task["fence"])]
 
 
 def test_priority_order_then_fifo_within_a_priority(cluster: Cluster) -> None:
