@@ -8,6 +8,7 @@ from dataclasses import replace
 from domain.ports import ITaskQueue, TaskPage, TaskQuery
 from domain.task import Task
 
+FIRST_EXPORT_PAGE = 50  # the first rows go out quickly; later pages are larger
 EXPORT_PAGE = 500
 
 
@@ -28,11 +29,11 @@ class ExportTasks:
         self._queue = queue
 
     async def execute(self, query: TaskQuery) -> AsyncIterator[Task]:
-        page_query = replace(query, limit=EXPORT_PAGE, offset=0, cursor=None)
+        page_query = replace(query, limit=FIRST_EXPORT_PAGE, offset=0, cursor=None)
         while True:
             page = await self._queue.list_tasks(page_query)
             for task in page.items:
                 yield task
             if page.next_cursor is None:
                 return
-            page_query = replace(page_query, cursor=page.next_cursor)
+            page_query = replace(page_query, limit=EXPORT_PAGE, cursor=page.next_cursor)

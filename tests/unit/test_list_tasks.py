@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from application.list_tasks import EXPORT_PAGE, ExportTasks, ListTasks
+from application.list_tasks import EXPORT_PAGE, FIRST_EXPORT_PAGE, ExportTasks, ListTasks
 from domain.ports import TaskPage, TaskQuery
 from domain.task import Task, TaskStatus
 from tests.fakes import InMemoryTaskQueue
@@ -52,7 +52,8 @@ async def test_an_export_pages_through_every_task_by_cursor() -> None:
     tasks = await exported(queue, TaskQuery(limit=5, offset=40))  # a page's bounds: ignored
 
     assert [t.id for t in tasks] == [t.id for t in newest_first]
-    assert [(q.limit, q.offset) for q in queue.queries] == [(EXPORT_PAGE, 0)] * 3
+    sizes = [(q.limit, q.offset) for q in queue.queries]
+    assert sizes == [(FIRST_EXPORT_PAGE, 0)] + [(EXPORT_PAGE, 0)] * 3  # small first page
     assert queue.queries[0].cursor is None
     assert all(q.cursor is not None for q in queue.queries[1:])
 
