@@ -15,6 +15,10 @@ class GetTask:
 
     async def execute(self, task_id: str, queue: str | None = None, wait_ms: int = 0) -> Task:
         task = await self._queue.get(task_id, queue)
+        return await self.wait(task, wait_ms)
+
+    async def wait(self, task: Task, wait_ms: int) -> Task:
+        """The task once finished, or as it is after `wait_ms` (pushed, not polled)."""
         if wait_ms > 0 and not task.status.is_terminal:
             task = await self._queue.wait_finished(task, wait_ms)
         return task

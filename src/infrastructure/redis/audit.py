@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from typing import cast
 
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from domain.audit import AuditEntry
+from domain.errors import InvalidTask
 from infrastructure.redis.keys import AUDIT_LOG
 
 MAX_ENTRIES = 100_000
+_STREAM_ID = re.compile(r"\d+-\d+")
 _ENTRY = TypeAdapter(AuditEntry)
 _FIELD = "entry"
 
@@ -40,10 +44,15 @@ class RedisAuditLog:
     ) -> tuple[list[AuditEntry], str | None]:
         newest = f"({before}" if before else "+"
         # One record more than asked tells whether an older page exists.
-        records = cast(
-            list[StreamRecord],
-            await self._client.xrevrange(AUDIT_LOG, max=newest, min="-", count=limit + 1),
-        )
+        try:
+            records = cast(
+                list[StreamRecord],
+                await self._client.xrevrange(AUDIT_LOG, max=newest, min="-", count=limit + 1),
+            )
+        except ResponseError:
+            if before is not None and _STREAM_ID.fullmatch(before):
+                return [], None  # a bound Redis cannot go below ("(0-0"): nothing is older
+            raise InvalidTask("before", "not a cursor this API handed out") from None
         page = records[:limit]
         entries = [_ENTRY.validate_json(fields[_FIELD]) for _, fields in page]
         cursor = page[-1][0] if len(records) > limit else None

@@ -30,9 +30,11 @@ class ActionController(Controller):
         self,
         task_id: FromPath[str],
         change_task: NamedDependency[ChangeTask],
+        principal: NamedDependency[Principal],
         queue: QueueParam = None,
     ) -> TaskOut:
-        return TaskOut.model_validate(await change_task.execute(Action.RETRY, task_id, queue))
+        task = await change_task.execute(Action.RETRY, task_id, queue, principal.name)
+        return TaskOut.model_validate(task)
 
     @post(
         "/{task_id:str}/cancel",
@@ -43,18 +45,22 @@ class ActionController(Controller):
         self,
         task_id: FromPath[str],
         change_task: NamedDependency[ChangeTask],
+        principal: NamedDependency[Principal],
         queue: QueueParam = None,
     ) -> TaskOut:
-        return TaskOut.model_validate(await change_task.execute(Action.CANCEL, task_id, queue))
+        task = await change_task.execute(Action.CANCEL, task_id, queue, principal.name)
+        return TaskOut.model_validate(task)
 
     @post("/{task_id:str}/kill", status_code=200, summary="Force-fail a task that has not finished")
     async def kill(
         self,
         task_id: FromPath[str],
         change_task: NamedDependency[ChangeTask],
+        principal: NamedDependency[Principal],
         queue: QueueParam = None,
     ) -> TaskOut:
-        return TaskOut.model_validate(await change_task.execute(Action.KILL, task_id, queue))
+        task = await change_task.execute(Action.KILL, task_id, queue, principal.name)
+        return TaskOut.model_validate(task)
 
     @post("/{task_id:str}/duplicate", status_code=202, summary="Enqueue a copy under a new id")
     async def duplicate(

@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -195,6 +196,13 @@ class BulkEnqueueOut(WireModel):
 
 class IdsBody(WireModel):
     ids: list[str | int] = Field(min_length=1, max_length=1_000)
+
+    @field_validator("ids", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any) -> Any:
+        if isinstance(value, list) and any(isinstance(item, bool) for item in value):
+            raise ValueError("ids are strings or integers, not true or false")
+        return value
 
     def task_ids(self) -> list[str]:
         """Seed 001 sends numeric ids; ours are strings."""

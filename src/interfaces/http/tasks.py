@@ -13,7 +13,7 @@ from application.delete_task import DeleteTask
 from application.enqueue_task import EnqueueTask
 from application.get_task import GetTask
 from application.list_tasks import ListTasks
-from domain.errors import TaskNotFound
+from domain.errors import DuplicateTask, TaskNotFound
 from domain.ports import Enqueued, EnqueueOutcome
 from interfaces.http.auth import Principal, may_read
 from interfaces.http.listing import (
@@ -43,10 +43,12 @@ QueueParam = Annotated[
 WaitParam = Annotated[int, QueryParameter(name="waitMs", ge=0, le=60_000)]
 
 
-def bulk_item(enqueued: Enqueued) -> BulkItemOut:
+def bulk_item(enqueued: Enqueued, principal: Principal) -> BulkItemOut:
     task = enqueued.task
-    if enqueued.outcome in (EnqueueOutcome.REMOVED, EnqueueOutcome.CONFLICT):
-        return BulkItemOut(id=task.id, status=enqueued.outcome.value)
+    hidden = not may_read(principal, task.created_by)  # another key's task: a conflict
+    if hidden or enqueued.outcome in (EnqueueOutcome.REMOVED, EnqueueOutcome.CONFLICT):
+        outcome = EnqueueOutcome.CONFLICT if hidden else enqueued.outcome
+        return BulkItemOut(id=task.id, status=outcome.value)
     return BulkItemOut(id=task.id, status=task.status.value, task=TaskOut.model_validate(task))
 
 
@@ -69,7 +71,10 @@ class TaskController(Controller):
         enqueue_task: NamedDependency[EnqueueTask],
         principal: NamedDependency[Principal],
     ) -> Response[TaskOut | RemovedOut]:
-        return enqueued_response(await enqueue_task.execute(data.to_request(principal.name)))
+        enqueued = await enqueue_task.execute(data.to_request(principal.name))
+        if not may_read(principal, enqueued.task.created_by):
+            raise DuplicateTask(enqueued.task.id)  # another key's task: never shown
+        return enqueued_response(enqueued)
 
     @get("/", summary="List tasks, newest first")
     async def list_tasks(
@@ -105,7 +110,9 @@ class TaskController(Controller):
         batch_id = new_batch_id()
         requests = [body.to_request(principal.name) for body in data.tasks]
         results = await enqueue_task.execute_many(requests, batch_id)
-        return BulkEnqueueOut(batch_id=batch_id, tasks=[bulk_item(item) for item in results])
+        return BulkEnqueueOut(
+            batch_id=batch_id, tasks=[bulk_item(item, principal) for item in results]
+        )
 
     @get("/{task_id:str}", summary="Read a task; waitMs waits for it to finish")
     async def read(
@@ -116,10 +123,10 @@ class TaskController(Controller):
         queue: QueueParam = None,
         wait_ms: WaitParam = 0,
     ) -> TaskOut:
-        task = await get_task.execute(task_id, queue, wait_ms)
+        task = await get_task.execute(task_id, queue)
         if not may_read(principal, task.created_by):
             raise TaskNotFound(task_id)  # another key's task: as if it did not exist
-        return TaskOut.model_validate(task)
+        return TaskOut.model_validate(await get_task.wait(task, wait_ms))
 
     @delete("/{task_id:str}", status_code=204, summary="Remove a task that is not active")
     async def remove(
