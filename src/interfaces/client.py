@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -243,14 +244,14 @@ Doc = TypeVar("Doc")  # a JSON object, or an awaitable of one
 Done = TypeVar("Done")  # nothing, or an awaitable of nothing
 
 
-class _Api(Generic[Doc, Done]):
+class _Api(ABC, Generic[Doc, Done]):
     """Conveyor's calls, written once; a subclass runs their plans with its own I/O."""
 
-    def _run(self, plan: _Plan[Any]) -> Doc:
-        raise NotImplementedError
+    @abstractmethod
+    def _run(self, plan: _Plan[Any]) -> Doc: ...
 
-    def _run_quietly(self, plan: _Plan[Any]) -> Done:
-        raise NotImplementedError
+    @abstractmethod
+    def _run_quietly(self, plan: _Plan[Any]) -> Done: ...
 
     def _call(
         self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None
