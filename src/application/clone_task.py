@@ -17,9 +17,13 @@ class CloneTask:
         self._new_id = new_id
 
     async def execute(
-        self, task_id: str, queue: str | None = None, run_at: int | None = None
+        self,
+        task_id: str,
+        queue: str | None = None,
+        run_at: int | None = None,
+        created_by: str | None = None,
     ) -> Enqueued:
         original = await self._queue.get(task_id, queue)
-        copy = original.copy_as(self._new_id(), self._clock(), run_at)
+        copy = original.copy_as(self._new_id(), self._clock(), run_at, created_by)
         (enqueued,) = await self._queue.enqueue([copy])
         return enqueued

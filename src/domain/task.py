@@ -207,8 +207,11 @@ class Task:
             worker_id=None,
         )
 
-    def copy_as(self, task_id: str, now: int, run_at: int | None = None) -> Task:
-        """A new task with this one's work and options (the API's duplicate)."""
+    def copy_as(
+        self, task_id: str, now: int, run_at: int | None = None, created_by: str | None = None
+    ) -> Task:
+        """A new task with this one's work and options (the API's duplicate), created by
+        whoever asked for the copy."""
         due = max(run_at if run_at is not None else now, now)
         return Task(
             id=task_id,
@@ -222,7 +225,7 @@ class Task:
             max_attempts=self.max_attempts,
             backoff=self.backoff,
             timeout_ms=self.timeout_ms,
-            created_by=self.created_by,
+            created_by=created_by,
         )
 
     def _require(self, allowed: set[TaskStatus], action: str) -> None:

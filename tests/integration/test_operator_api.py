@@ -972,6 +972,15 @@ async def test_created_by_is_the_key_s_name(secured: Api) -> None:
     assert sorted(row["createdBy"] for row in rows) == ["ci", "cron", "cron", "ops"]
 
 
+async def test_a_duplicate_is_created_by_the_admin_who_asked_for_it(secured: Api) -> None:
+    response = await secured.client.post(
+        "/api/tasks", json={"taskName": "echo", "payload": {}}, headers=PRODUCER
+    )
+    original = response.json()
+    copy = (await secured.post(f"/api/tasks/{original['id']}/duplicate")).json()
+    assert (original["createdBy"], copy["createdBy"]) == ("ci", "ops")
+
+
 async def test_without_keys_created_by_is_anonymous(api: Api) -> None:
     assert (await api.enqueue())["createdBy"] == "anonymous"
 

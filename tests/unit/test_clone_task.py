@@ -53,7 +53,7 @@ async def test_a_clone_is_a_new_waiting_task_with_the_same_work(
 ) -> None:
     original = await failed_task(queue)
 
-    enqueued = await cloner(queue, "copy-1").execute("orig")
+    enqueued = await cloner(queue, "copy-1").execute("orig", created_by="bob")
 
     assert enqueued.outcome is EnqueueOutcome.CREATED
     copy = await queue.get("copy-1", "mail")
@@ -62,7 +62,7 @@ async def test_a_clone_is_a_new_waiting_task_with_the_same_work(
         "email",
         {"to": "a@example.com"},
         -2,
-        "alice",
+        "bob",  # whoever asked for the copy
     )
     assert (copy.max_attempts, copy.backoff, copy.timeout_ms) == (1, original.backoff, 1_234)
     assert (copy.status, copy.created_at, copy.attempts, copy.history) == (

@@ -383,7 +383,7 @@ def test_a_copy_has_the_work_and_options_but_none_of_the_history(source: str) ->
     }[source]()
     original = replace(original, queue="mail", max_attempts=5, timeout_ms=999, progress=50)
 
-    copy = original.copy_as("t2", T0 + 100)
+    copy = original.copy_as("t2", T0 + 100, created_by="bob")
 
     assert (copy.id, copy.name, copy.payload, copy.queue) == ("t2", "echo", {"n": 1}, "mail")
     assert (copy.priority, copy.max_attempts, copy.backoff, copy.timeout_ms) == (
@@ -392,7 +392,7 @@ def test_a_copy_has_the_work_and_options_but_none_of_the_history(source: str) ->
         original.backoff,
         999,
     )
-    assert copy.created_by == "alice"
+    assert copy.created_by == "bob"  # whoever asked for the copy
     assert (copy.status, copy.created_at, copy.run_at) == (TaskStatus.WAITING, T0 + 100, T0 + 100)
     assert (copy.attempts, copy.stalls, copy.fence, copy.history) == (0, 0, 0, ())
     assert (copy.started_at, copy.finished_at, copy.worker_id) == (None, None, None)

@@ -10,6 +10,7 @@ from application.bulk_change import BulkChange, BulkOutcome
 from application.change_task import Action, ChangeTask
 from application.clone_task import CloneTask
 from interfaces.http.auth import Principal
+from interfaces.http.errors import BODY, QUERY, documented
 from interfaces.http.schemas import (
     BulkOutcomeOut,
     BulkOutcomesOut,
@@ -25,7 +26,12 @@ class ActionController(Controller):
     path = "/api/tasks"
     tags = ["actions"]  # noqa: RUF012 - litestar reads it as a class attribute
 
-    @post("/{task_id:str}/retry", status_code=200, summary="Retry a failed or cancelled task")
+    @post(
+        "/{task_id:str}/retry",
+        status_code=200,
+        summary="Retry a failed or cancelled task",
+        responses=documented(*QUERY, 404, 409),
+    )
     async def retry(
         self,
         task_id: FromPath[str],
@@ -40,6 +46,7 @@ class ActionController(Controller):
         "/{task_id:str}/cancel",
         status_code=200,
         summary="Cancel a task; an active one is stopped by its worker",
+        responses=documented(*QUERY, 404, 409),
     )
     async def cancel(
         self,
@@ -51,7 +58,12 @@ class ActionController(Controller):
         task = await change_task.execute(Action.CANCEL, task_id, queue, principal.name)
         return TaskOut.model_validate(task)
 
-    @post("/{task_id:str}/kill", status_code=200, summary="Force-fail a task that has not finished")
+    @post(
+        "/{task_id:str}/kill",
+        status_code=200,
+        summary="Force-fail a task that has not finished",
+        responses=documented(*QUERY, 404, 409),
+    )
     async def kill(
         self,
         task_id: FromPath[str],
@@ -62,18 +74,30 @@ class ActionController(Controller):
         task = await change_task.execute(Action.KILL, task_id, queue, principal.name)
         return TaskOut.model_validate(task)
 
-    @post("/{task_id:str}/duplicate", status_code=202, summary="Enqueue a copy under a new id")
+    @post(
+        "/{task_id:str}/duplicate",
+        status_code=202,
+        summary="Enqueue a copy under a new id",
+        responses=documented(*BODY, 404, 409),
+    )
     async def duplicate(
         self,
         task_id: FromPath[str],
         clone_task: NamedDependency[CloneTask],
+        principal: NamedDependency[Principal],
         data: JSONBody[DuplicateBody | None] = None,
         queue: QueueParam = None,
     ) -> Response[TaskOut | RemovedOut]:
         run_at = None if data is None else data.run_at_ms()
-        return enqueued_response(await clone_task.execute(task_id, queue, run_at))
+        copied = await clone_task.execute(task_id, queue, run_at, principal.name)
+        return enqueued_response(copied)
 
-    @post("/bulk/cancel", status_code=200, summary="Cancel many tasks; an outcome per id")
+    @post(
+        "/bulk/cancel",
+        status_code=200,
+        summary="Cancel many tasks; an outcome per id",
+        responses=documented(*BODY),
+    )
     async def bulk_cancel(
         self,
         data: JSONBody[IdsBody],
@@ -82,7 +106,12 @@ class ActionController(Controller):
     ) -> BulkOutcomesOut:
         return outcomes(await bulk_change.execute(Action.CANCEL, data.task_ids(), principal.name))
 
-    @post("/bulk/retry", status_code=200, summary="Retry many tasks; an outcome per id")
+    @post(
+        "/bulk/retry",
+        status_code=200,
+        summary="Retry many tasks; an outcome per id",
+        responses=documented(*BODY),
+    )
     async def bulk_retry(
         self,
         data: JSONBody[IdsBody],

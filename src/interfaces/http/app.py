@@ -12,6 +12,7 @@ from litestar.config.app import AppConfig
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, Reference, SecurityScheme
 from litestar.plugins.pydantic import PydanticPlugin
 
 from infrastructure.logging import get_logger
@@ -23,6 +24,7 @@ from interfaces.http.errors import EXCEPTION_HANDLERS
 from interfaces.http.health import health, ready
 from interfaces.http.listing import ExportController
 from interfaces.http.live import events, workers
+from interfaces.http.metrics import http_metrics, metrics
 from interfaces.http.queues import QueueController
 from interfaces.http.seeds import SEED_ROUTES
 from interfaces.http.tasks import TaskController
@@ -64,6 +66,7 @@ def create_app(container: Container) -> Litestar:
             TemplateController,
             health,
             ready,
+            metrics,
             workers,
             events,
             audit_log,
@@ -95,14 +98,31 @@ def create_app(container: Container) -> Litestar:
         },
         exception_handlers={**EXCEPTION_HANDLERS, **AUTH_EXCEPTION_HANDLERS},
         guards=[guard],
+        middleware=[http_metrics().middleware],
         on_startup=[guard.announce],
         cors_config=_cors(settings.cors_origin_list),
         lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(title="Conveyor", version="0.1.0", path="/schema"),
+        openapi_config=_openapi(),
         request_max_body_size=MAX_BODY_BYTES,
         plugins=[PydanticPlugin(prefer_alias=True)],
         logging_config=None,
         on_app_init=[_quiet],
+    )
+
+
+def _openapi() -> OpenAPIConfig:
+    """The schema at /schema, with the two ways to present a key (routes that need none,
+    /health and /ready, say so themselves); a key is needed only when API_KEYS is set."""
+    schemes: dict[str, SecurityScheme | Reference] = {
+        "bearer": SecurityScheme(type="http", scheme="bearer"),
+        "apiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
+    }
+    return OpenAPIConfig(
+        title="Conveyor",
+        version="0.1.0",
+        path="/schema",
+        components=Components(security_schemes=schemes),
+        security=[{"bearer": []}, {"apiKey": []}],
     )
 
 

@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from application.audit import ReadAudit
+from interfaces.http.errors import QUERY, documented
 from interfaces.http.schemas import Timestamp, WireModel
 
 LimitParam = Annotated[int, QueryParameter(name="limit", ge=1, le=500)]
@@ -29,7 +30,9 @@ class AuditPage(WireModel):
     next_cursor: str | None
 
 
-@get("/api/audit", tags=["audit"], summary="Who did what, newest first")
+@get(
+    "/api/audit", tags=["audit"], summary="Who did what, newest first", responses=documented(*QUERY)
+)
 async def audit_log(
     read_audit: NamedDependency[ReadAudit], limit: LimitParam = 50, before: CursorParam = None
 ) -> AuditPage:

@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from redis.exceptions import RedisError
 
@@ -22,6 +23,7 @@ from domain.errors import (
     TemplateNotFound,
 )
 from infrastructure.logging import get_logger
+from interfaces.http.schemas import ErrorBody
 
 _STATUS: list[tuple[type[Exception], int, str]] = [
     (InvalidTask, 422, "invalid_request"),
@@ -101,6 +103,31 @@ def _name(status: int) -> str:
         422: "invalid_request",
         503: "unavailable",
     }.get(status, "error")
+
+
+_MEANINGS = {
+    400: "Malformed request: a body that is not JSON, say, or none where one is needed",
+    401: "No API key, or an unknown one (only when API_KEYS is set)",
+    403: "The key's role does not allow this route",
+    404: "No such task, template or batch",
+    409: "The task's status does not allow this, or the id is taken",
+    413: "The request body is larger than 1 MiB",
+    422: "A field or parameter failed validation; `fields` names each",
+    503: "Redis is unreachable; retry shortly",
+}
+QUERY = (400, 422)  # what checking path and query parameters may answer
+BODY = (400, 413, 422)  # and checking a JSON body
+
+
+def documented(*statuses: int, guarded: bool = True) -> dict[int, ResponseSpec]:
+    """The error responses of a route for the OpenAPI schema, all in the one error shape:
+    `statuses`, and when `guarded` those every route behind the keys that reads Redis may
+    answer (401, 403, 503)."""
+    always = (401, 403, 503) if guarded else ()
+    return {
+        status: ResponseSpec(ErrorBody, description=_MEANINGS[status], generate_examples=False)
+        for status in sorted({*always, *statuses})
+    }
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from litestar import Response, get
 from litestar.di import NamedDependency
+from litestar.openapi.spec import SecurityRequirement
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from interfaces.http.errors import error_response
+from interfaces.http.errors import documented, error_response
+from interfaces.http.schemas import HealthOut
+
+OPEN: list[SecurityRequirement] = [{}]  # no key needed, even when API_KEYS is set
 
 
-@get("/health", tags=["health"], summary="Liveness: the process answers")
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
+@get("/health", tags=["health"], summary="Liveness: the process answers", security=OPEN)
+async def health() -> HealthOut:
+    return HealthOut(status="ok")
 
 
-@get("/ready", tags=["health"], summary="Readiness: Redis answers")
-async def ready(redis: NamedDependency[Redis]) -> Response[Any]:
+@get(
+    "/ready",
+    tags=["health"],
+    summary="Readiness: Redis answers",
+    security=OPEN,
+    responses=documented(503, guarded=False),
+)
+async def ready(redis: NamedDependency[Redis]) -> Response[HealthOut]:
     try:
         await redis.ping()
     except (RedisError, OSError) as exc:
         return error_response(503, "unavailable", f"Redis is unreachable: {exc}")
-    return Response({"status": "ready"})
+    return Response(HealthOut(status="ready"))

@@ -18,6 +18,7 @@ from application.list_tasks import ExportTasks
 from domain.errors import InvalidTask
 from domain.ports import TaskQuery
 from domain.task import Task, TaskStatus
+from interfaces.http.errors import QUERY, documented
 from interfaces.http.schemas import TaskOut
 
 NAME = r"^[A-Za-z0-9._:-]{1,128}$"
@@ -69,7 +70,12 @@ class ExportController(Controller):
     path = "/api/tasks"
     tags = ["tasks"]  # noqa: RUF012 - litestar reads it as a class attribute
 
-    @get("/export", summary="The same listing as CSV", media_type="text/csv")
+    @get(
+        "/export",
+        summary="The same listing as CSV",
+        media_type="text/csv",
+        responses=documented(*QUERY),
+    )
     async def export(
         self,
         *,

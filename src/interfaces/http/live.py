@@ -11,16 +11,28 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from application.watch_events import WatchEvents
 from application.workers import ListWorkers
+from interfaces.http.errors import documented
 from interfaces.http.schemas import WorkerOut, WorkersOut
 
 
-@get("/api/workers", tags=["queues"], summary="Live workers, from their heartbeats")
+@get(
+    "/api/workers",
+    tags=["queues"],
+    summary="Live workers, from their heartbeats",
+    responses=documented(),
+)
 async def workers(list_workers: NamedDependency[ListWorkers]) -> WorkersOut:
     infos = await list_workers.execute()
     return WorkersOut(workers=[WorkerOut.model_validate(info) for info in infos])
 
 
-@get("/api/events", tags=["queues"], summary="Server-sent events of task transitions")
+@get(
+    "/api/events",
+    tags=["queues"],
+    summary="Server-sent events of task transitions",
+    media_type="text/event-stream",
+    responses=documented(),
+)
 async def events(watch_events: NamedDependency[WatchEvents]) -> ServerSentEvent:
     async def feed() -> AsyncIterator[ServerSentEventMessage]:
         stream = await watch_events.execute()

@@ -12,6 +12,7 @@ from application.pause_queue import PauseQueue
 from domain.errors import TaskNotFound
 from domain.task import TaskStatus
 from interfaces.http.auth import Principal, may_read
+from interfaces.http.errors import QUERY, documented
 from interfaces.http.schemas import (
     BatchOut,
     DurationsOut,
@@ -46,11 +47,16 @@ def _counts(counts: dict[TaskStatus, int]) -> dict[str, int]:
 class QueueController(Controller):
     tags = ["queues"]  # noqa: RUF012 - litestar reads it as a class attribute
 
-    @get("/api/stats", summary="Counts, durations and throughput")
+    @get("/api/stats", summary="Counts, durations and throughput", responses=documented())
     async def stats(self, get_stats: NamedDependency[GetStats]) -> StatsOut:
         return stats_out(await get_stats.execute())
 
-    @post("/api/queues/{queue:str}/pause", status_code=200, summary="Hand out no new tasks")
+    @post(
+        "/api/queues/{queue:str}/pause",
+        status_code=200,
+        summary="Hand out no new tasks",
+        responses=documented(*QUERY),
+    )
     async def pause(
         self,
         queue: FromPath[str],
@@ -60,7 +66,12 @@ class QueueController(Controller):
         await pause_queue.execute(queue, paused=True, actor=principal.name)
         return QueueStateOut(queue=queue, paused=True)
 
-    @post("/api/queues/{queue:str}/resume", status_code=200, summary="Hand out tasks again")
+    @post(
+        "/api/queues/{queue:str}/resume",
+        status_code=200,
+        summary="Hand out tasks again",
+        responses=documented(*QUERY),
+    )
     async def resume(
         self,
         queue: FromPath[str],
@@ -70,7 +81,11 @@ class QueueController(Controller):
         await pause_queue.execute(queue, paused=False, actor=principal.name)
         return QueueStateOut(queue=queue, paused=False)
 
-    @get("/api/batches/{batch_id:str}", summary="A bulk enqueue's counts and results")
+    @get(
+        "/api/batches/{batch_id:str}",
+        summary="A bulk enqueue's counts and results",
+        responses=documented(*QUERY, 404),
+    )
     async def batch(
         self,
         batch_id: FromPath[str],

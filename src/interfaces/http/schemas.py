@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -131,7 +132,7 @@ class TaskOut(WireModel):
     """A task on the wire: the bare object, `status` at its top level."""
 
     id: str
-    name: str = Field(serialization_alias="taskName")
+    task_name: str = Field(validation_alias=AliasChoices("name", "taskName"))  # entity, wire
     payload: dict[str, Any]
     queue: str
     priority: int

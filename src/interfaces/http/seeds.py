@@ -58,6 +58,7 @@ from domain.errors import InvalidTask, UnknownTaskType
 from domain.ports import TaskPage, TaskQuery
 from domain.task import PRIORITY_LIMIT, Task, TaskStatus
 from interfaces.http.auth import Principal
+from interfaces.http.errors import BODY, QUERY, documented
 from interfaces.http.listing import (
     CursorParam,
     LimitParam,
@@ -83,7 +84,7 @@ DEFAULT_QUEUE = "default"  # seed 003's one queue: where built-in and demo types
 
 
 class SeedModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", from_attributes=True)
+    model_config = ConfigDict(extra="forbid", from_attributes=True, populate_by_name=True)
 
 
 def _millis(moment: datetime | None) -> int | None:
@@ -103,7 +104,13 @@ class EnqueuedMessageOut(SeedModel):
     id: str
 
 
-@post("/tasks", status_code=200, tags=["seed 000"], summary="Enqueue (seed 000)")
+@post(
+    "/tasks",
+    status_code=200,
+    tags=["seed 000"],
+    summary="Enqueue (seed 000)",
+    responses=documented(*BODY),
+)
 async def seed000_enqueue(
     data: JSONBody[EnqueueBody],
     enqueue_task: NamedDependency[EnqueueTask],
@@ -180,7 +187,7 @@ class JobsPageOut(SeedModel):
     total: int | None  # None where a search scan cannot count
     page: int
     limit: int
-    total_pages: int | None = Field(serialization_alias="totalPages")
+    total_pages: int | None = Field(alias="totalPages")
 
 
 JobStatusParam = Annotated[JobStatus | None, QueryParameter(name="status")]
@@ -261,7 +268,13 @@ def _outcomes(results: list[BulkOutcome]) -> BulkOutcomesOut:
     )
 
 
-@post("/api/job", status_code=202, tags=["seed 001"], summary="Create a job (seed 001)")
+@post(
+    "/api/job",
+    status_code=202,
+    tags=["seed 001"],
+    summary="Create a job (seed 001)",
+    responses=documented(*BODY),
+)
 async def seed001_create_job(
     data: JSONBody[JobBody],
     enqueue_task: NamedDependency[EnqueueTask],
@@ -273,7 +286,7 @@ async def seed001_create_job(
         return JobOut.of((await enqueue_task.execute(request)).task)
 
 
-@get("/api/jobs", tags=["seed 001"], summary="List jobs (seed 001)")
+@get("/api/jobs", tags=["seed 001"], summary="List jobs (seed 001)", responses=documented(*QUERY))
 async def seed001_list_jobs(
     *,
     list_tasks: NamedDependency[ListTasks],
@@ -294,7 +307,13 @@ async def seed001_list_jobs(
     )  # fmt: skip
 
 
-@get("/api/jobs/export", tags=["seed 001"], summary="Jobs as CSV (seed 001)", media_type="text/csv")
+@get(
+    "/api/jobs/export",
+    tags=["seed 001"],
+    summary="Jobs as CSV (seed 001)",
+    media_type="text/csv",
+    responses=documented(*QUERY),
+)
 async def seed001_export_jobs(
     *,
     export_tasks: NamedDependency[ExportTasks],
@@ -308,17 +327,30 @@ async def seed001_export_jobs(
     return csv_stream(_exported(export_tasks, query, _statuses(status)))
 
 
-@post("/api/duplicate/{job_id:str}", status_code=202, tags=["seed 001"], summary="Copy a job")
+@post(
+    "/api/duplicate/{job_id:str}",
+    status_code=202,
+    tags=["seed 001"],
+    summary="Copy a job",
+    responses=documented(*BODY, 404, 409),
+)
 async def seed001_duplicate_job(
     job_id: FromPath[str],
     clone_task: NamedDependency[CloneTask],
+    principal: NamedDependency[Principal],
     data: JSONBody[ScheduleBody | None] = None,
 ) -> JobOut:
     run_at = None if data is None else _millis(data.scheduled_at)
-    return JobOut.of((await clone_task.execute(job_id, None, run_at)).task)
+    return JobOut.of((await clone_task.execute(job_id, None, run_at, principal.name)).task)
 
 
-@post("/api/bulk/cancel", status_code=200, tags=["seed 001"], summary="Cancel jobs (seed 001)")
+@post(
+    "/api/bulk/cancel",
+    status_code=200,
+    tags=["seed 001"],
+    summary="Cancel jobs (seed 001)",
+    responses=documented(*BODY),
+)
 async def seed001_bulk_cancel(
     data: JSONBody[IdsBody],
     bulk_change: NamedDependency[BulkChange],
@@ -327,7 +359,13 @@ async def seed001_bulk_cancel(
     return _outcomes(await bulk_change.execute(Action.CANCEL, data.task_ids(), principal.name))
 
 
-@post("/api/bulk/retry", status_code=200, tags=["seed 001"], summary="Retry jobs (seed 001)")
+@post(
+    "/api/bulk/retry",
+    status_code=200,
+    tags=["seed 001"],
+    summary="Retry jobs (seed 001)",
+    responses=documented(*BODY),
+)
 async def seed001_bulk_retry(
     data: JSONBody[IdsBody],
     bulk_change: NamedDependency[BulkChange],
@@ -336,7 +374,13 @@ async def seed001_bulk_retry(
     return _outcomes(await bulk_change.execute(Action.RETRY, data.task_ids(), principal.name))
 
 
-@post("/api/retry/{job_id:str}", status_code=200, tags=["seed 001"], summary="Retry a job")
+@post(
+    "/api/retry/{job_id:str}",
+    status_code=200,
+    tags=["seed 001"],
+    summary="Retry a job",
+    responses=documented(*QUERY, 404, 409),
+)
 async def seed001_retry_job(
     job_id: FromPath[str],
     change_task: NamedDependency[ChangeTask],
@@ -345,7 +389,13 @@ async def seed001_retry_job(
     return JobOut.of(await change_task.execute(Action.RETRY, job_id, actor=principal.name))
 
 
-@post("/api/cancel/{job_id:str}", status_code=200, tags=["seed 001"], summary="Cancel a job")
+@post(
+    "/api/cancel/{job_id:str}",
+    status_code=200,
+    tags=["seed 001"],
+    summary="Cancel a job",
+    responses=documented(*QUERY, 404, 409),
+)
 async def seed001_cancel_job(
     job_id: FromPath[str],
     change_task: NamedDependency[ChangeTask],
@@ -382,7 +432,13 @@ def _type_field() -> Iterator[None]:
         raise InvalidTask("type", exc.message) from None
 
 
-@post("/jobs/enqueue", status_code=202, tags=["seed 003"], summary="Enqueue (seed 003)")
+@post(
+    "/jobs/enqueue",
+    status_code=202,
+    tags=["seed 003"],
+    summary="Enqueue (seed 003)",
+    responses=documented(*BODY),
+)
 async def seed003_enqueue(
     data: JSONBody[JobEnqueueBody],
     enqueue_task: NamedDependency[EnqueueTask],
@@ -408,7 +464,7 @@ def _by_status(status: TaskStatus | None, page: int, limit: int, cursor: str | N
     )  # fmt: skip
 
 
-@get("/jobs", tags=["seed 003"], summary="List jobs (seed 003)")
+@get("/jobs", tags=["seed 003"], summary="List jobs (seed 003)", responses=documented(*QUERY))
 async def seed003_list_jobs(
     *,
     list_tasks: NamedDependency[ListTasks],
@@ -420,13 +476,20 @@ async def seed003_list_jobs(
     return _tasks_page(await list_tasks.execute(_by_status(status, page, limit, cursor)))
 
 
-@get("/jobs/stats", tags=["seed 003"], summary="Counts by status (seed 003)")
+@get(
+    "/jobs/stats", tags=["seed 003"], summary="Counts by status (seed 003)", responses=documented()
+)
 async def seed003_stats(get_stats: NamedDependency[GetStats]) -> JobCountsOut:
     totals = (await get_stats.execute()).totals
     return JobCountsOut(**{status.value: totals.get(status, 0) for status in TaskStatus})
 
 
-@get("/jobs/failed/jobs", tags=["seed 003"], summary="Failed jobs (seed 003)")
+@get(
+    "/jobs/failed/jobs",
+    tags=["seed 003"],
+    summary="Failed jobs (seed 003)",
+    responses=documented(*QUERY),
+)
 async def seed003_failed_jobs(
     *,
     list_tasks: NamedDependency[ListTasks],
@@ -438,7 +501,13 @@ async def seed003_failed_jobs(
     return _tasks_page(await list_tasks.execute(query))
 
 
-@post("/jobs/pause", status_code=200, tags=["seed 003"], summary="Pause the default queue")
+@post(
+    "/jobs/pause",
+    status_code=200,
+    tags=["seed 003"],
+    summary="Pause the default queue",
+    responses=documented(),
+)
 async def seed003_pause(
     pause_queue: NamedDependency[PauseQueue], principal: NamedDependency[Principal]
 ) -> QueueStateOut:
@@ -446,7 +515,13 @@ async def seed003_pause(
     return QueueStateOut(queue=DEFAULT_QUEUE, paused=True)
 
 
-@post("/jobs/resume", status_code=200, tags=["seed 003"], summary="Resume the default queue")
+@post(
+    "/jobs/resume",
+    status_code=200,
+    tags=["seed 003"],
+    summary="Resume the default queue",
+    responses=documented(),
+)
 async def seed003_resume(
     pause_queue: NamedDependency[PauseQueue], principal: NamedDependency[Principal]
 ) -> QueueStateOut:
@@ -454,12 +529,23 @@ async def seed003_resume(
     return QueueStateOut(queue=DEFAULT_QUEUE, paused=False)
 
 
-@get("/jobs/{job_id:str}", tags=["seed 003"], summary="A job (seed 003)")
+@get(
+    "/jobs/{job_id:str}",
+    tags=["seed 003"],
+    summary="A job (seed 003)",
+    responses=documented(*QUERY, 404),
+)
 async def seed003_read_job(job_id: FromPath[str], get_task: NamedDependency[GetTask]) -> TaskOut:
     return TaskOut.model_validate(await get_task.execute(job_id))
 
 
-@post("/jobs/{job_id:str}/kill", status_code=200, tags=["seed 003"], summary="Force-fail a job")
+@post(
+    "/jobs/{job_id:str}/kill",
+    status_code=200,
+    tags=["seed 003"],
+    summary="Force-fail a job",
+    responses=documented(*QUERY, 404, 409),
+)
 async def seed003_kill_job(
     job_id: FromPath[str],
     change_task: NamedDependency[ChangeTask],
@@ -470,7 +556,13 @@ async def seed003_kill_job(
     )
 
 
-@delete("/jobs/{job_id:str}", status_code=204, tags=["seed 003"], summary="Remove a job")
+@delete(
+    "/jobs/{job_id:str}",
+    status_code=204,
+    tags=["seed 003"],
+    summary="Remove a job",
+    responses=documented(*QUERY, 404, 409),
+)
 async def seed003_delete_job(
     job_id: FromPath[str],
     delete_task: NamedDependency[DeleteTask],

@@ -16,6 +16,7 @@ from application.list_tasks import ListTasks
 from domain.errors import DuplicateTask, TaskNotFound
 from domain.ports import Enqueued, EnqueueOutcome
 from interfaces.http.auth import Principal, may_read
+from interfaces.http.errors import BODY, QUERY, documented
 from interfaces.http.listing import (
     CursorParam,
     FromParam,
@@ -64,7 +65,7 @@ class TaskController(Controller):
     path = "/api/tasks"
     tags = ["tasks"]  # noqa: RUF012 - litestar reads it as a class attribute
 
-    @post("/", status_code=202, summary="Enqueue a task")
+    @post("/", status_code=202, summary="Enqueue a task", responses=documented(*BODY, 409))
     async def enqueue(
         self,
         data: JSONBody[EnqueueBody],
@@ -76,7 +77,7 @@ class TaskController(Controller):
             raise DuplicateTask(enqueued.task.id)  # another key's task: never shown
         return enqueued_response(enqueued)
 
-    @get("/", summary="List tasks, newest first")
+    @get("/", summary="List tasks, newest first", responses=documented(*QUERY))
     async def list_tasks(
         self,
         *,
@@ -99,7 +100,12 @@ class TaskController(Controller):
         items = [TaskOut.model_validate(task) for task in result.items]
         return PageOut(items=items, total=result.total, next_cursor=result.next_cursor)
 
-    @post("/bulk", status_code=202, summary="Enqueue many tasks in one round trip")
+    @post(
+        "/bulk",
+        status_code=202,
+        summary="Enqueue many tasks in one round trip",
+        responses=documented(*BODY),
+    )
     async def enqueue_many(
         self,
         data: JSONBody[BulkEnqueueBody],
@@ -114,7 +120,11 @@ class TaskController(Controller):
             batch_id=batch_id, tasks=[bulk_item(item, principal) for item in results]
         )
 
-    @get("/{task_id:str}", summary="Read a task; waitMs waits for it to finish")
+    @get(
+        "/{task_id:str}",
+        summary="Read a task; waitMs waits for it to finish",
+        responses=documented(*QUERY, 404),
+    )
     async def read(
         self,
         task_id: FromPath[str],
@@ -128,7 +138,12 @@ class TaskController(Controller):
             raise TaskNotFound(task_id)  # another key's task: as if it did not exist
         return TaskOut.model_validate(await get_task.wait(task, wait_ms))
 
-    @delete("/{task_id:str}", status_code=204, summary="Remove a task that is not active")
+    @delete(
+        "/{task_id:str}",
+        status_code=204,
+        summary="Remove a task that is not active",
+        responses=documented(*QUERY, 404, 409),
+    )
     async def remove(
         self,
         task_id: FromPath[str],

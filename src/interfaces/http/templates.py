@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from application.templates import CreateTemplate, DeleteTemplate, ListTemplates, UseTemplate
 from domain.templates import Template
 from interfaces.http.auth import Principal
+from interfaces.http.errors import BODY, QUERY, documented
 from interfaces.http.schemas import TaskOut, Timestamp
 
 TemplateName = Annotated[
@@ -64,24 +65,39 @@ class TemplateController(Controller):
     path = "/api/templates"
     tags = ["templates"]  # noqa: RUF012 - litestar reads it as a class attribute
 
-    @get("/", summary="List templates, newest first")
+    @get("/", summary="List templates, newest first", responses=documented())
     async def list_all(self, list_templates: NamedDependency[ListTemplates]) -> list[TemplateOut]:
         return [TemplateOut.of(template) for template in await list_templates.execute()]
 
-    @post("/", status_code=201, summary="Save a task definition as a template")
+    @post(
+        "/",
+        status_code=201,
+        summary="Save a task definition as a template",
+        responses=documented(*BODY),
+    )
     async def create(
         self, data: JSONBody[TemplateBody], create_template: NamedDependency[CreateTemplate]
     ) -> TemplateOut:
         task = data.task
         return TemplateOut.of(await create_template.execute(data.name, task.type, task.data))
 
-    @delete("/{template_id:str}", status_code=204, summary="Delete a template")
+    @delete(
+        "/{template_id:str}",
+        status_code=204,
+        summary="Delete a template",
+        responses=documented(*QUERY, 404),
+    )
     async def remove(
         self, template_id: FromPath[str], delete_template: NamedDependency[DeleteTemplate]
     ) -> None:
         await delete_template.execute(template_id)
 
-    @post("/{template_id:str}/use", status_code=202, summary="Enqueue a task from a template")
+    @post(
+        "/{template_id:str}/use",
+        status_code=202,
+        summary="Enqueue a task from a template",
+        responses=documented(*BODY, 404, 409),
+    )
     async def use(
         self,
         template_id: FromPath[str],
