@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from random import Random
 from typing import Any
@@ -16,6 +17,8 @@ from redis.asyncio import Redis
 from domain.errors import LockLost, TaskChanged, TaskNotFound
 from domain.ports import EnqueueOutcome, ITaskQueue, StopKind, StopRequest, TaskEvent
 from domain.task import Task, TaskError, TaskStatus
+from infrastructure.redis.client import database_of
+from infrastructure.redis.keys import keys_of
 from infrastructure.redis.queue import RedisTaskQueue
 from tests.contract.queue_support import (
     LEASE_MS,
@@ -580,7 +583,7 @@ async def events_until_sentinel(
     seen: list[tuple[str, ...]] = []
     while True:
         event = await asyncio.wait_for(anext(feed), WAIT_S)
-        if event.queue != QUEUE:  # pub/sub is server-wide: other databases' events too
+        if event.queue != QUEUE:
             continue
         if event.task_id == "sentinel":
             return seen
@@ -632,33 +635,55 @@ async def test_events_report_the_promotion_of_a_due_task(queue: ITaskQueue) -> N
     assert later.id == "later"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pub/sub channels are server-wide, not per database: the events and control "
-    "channels (`conveyor:{<queue>}:events|control`) carry no database number, so a "
-    "deployment on another database of the same Redis server kills, cancels and wakes "
-    "tasks of the same queue and id here (tests on other databases show up in events())",
-)
+@contextlib.asynccontextmanager
+async def another_database(redis: Redis, redis_url: str) -> AsyncIterator[tuple[Redis, int]]:
+    """A client of another database of the same server, and its number; only PUBLISH is
+    sent there, so no key is written to a database the tests do not own."""
+    url = urlsplit(redis_url)
+    other = (int(url.path.lstrip("/") or 0) + 1) % 16
+    elsewhere = Redis.from_url(urlunsplit(url._replace(path=f"/{other}")), decode_responses=True)
+    assert database_of(elsewhere) != database_of(redis)
+    try:
+        yield elsewhere, other
+    finally:
+        await elsewhere.aclose()
+
+
 async def test_redis_stop_requests_of_another_database_are_not_delivered(
     redis: Redis, blocking_redis: Redis, redis_url: str
 ) -> None:
     queue = RedisTaskQueue(redis, blocking_redis, idempotency_window_ms=WINDOW_MS)
     probe = await enqueue_claimed(queue, "probe", queue=PROBED)
-    url = urlsplit(redis_url)
-    other = (int(url.path.lstrip("/") or 0) + 1) % 16  # PUBLISH only: no key is written there
-    elsewhere = Redis.from_url(urlunsplit(url._replace(path=f"/{other}")))
-    assert elsewhere.connection_pool.connection_kwargs[
-        "db"
-    ] != redis.connection_pool.connection_kwargs.get("db", 0)
-    try:
-        async with stop_stream(queue, [PROBED]) as stream:
-            await stream.ready(probe)
-            # What move_task.lua publishes for a kill in that other deployment.
-            await elsewhere.publish(f"conveyor:{{{PROBED}}}:control", "kill other-deployments-task")
-            await queue.request_cancel(probe)
+    mine = await enqueue_claimed(queue, "mine", queue=PROBED)
+    async with (
+        another_database(redis, redis_url) as (elsewhere, other),
+        stop_stream(queue, [PROBED]) as stream,
+    ):
+        await stream.ready(probe)
+        # What move_task.lua publishes for a kill of the same queue in that deployment,
+        # then a kill here: pub/sub keeps their order, so the first would come first.
+        channel = keys_of(PROBED).control(other)
+        assert await elsewhere.publish(channel, "kill mine") == 0  # nobody listens there
+        await queue.change(mine.killed(T0 + 5), mine, stop=StopKind.KILL)
 
-            assert await stream.next_other_than(probe) != StopRequest(
-                "other-deployments-task", PROBED, StopKind.KILL
-            )
+        assert await stream.next_other_than(probe) == StopRequest("mine", PROBED, StopKind.KILL)
+
+
+async def test_redis_events_of_another_database_are_not_delivered(
+    redis: Redis, blocking_redis: Redis, redis_url: str
+) -> None:
+    queue = RedisTaskQueue(redis, blocking_redis, idempotency_window_ms=WINDOW_MS)
+    feed = await queue.events()
+    try:
+        async with another_database(redis, redis_url) as (elsewhere, other):
+            # What an enqueue of the same queue publishes in that deployment.
+            event = {"id": "theirs", "queue": QUEUE, "name": "echo", "status": "waiting"}
+            await elsewhere.publish(keys_of(QUEUE).events(other), json.dumps(event))
+            await queue.enqueue([make_task("ours")])
+
+            seen = await events_until_sentinel(queue, feed)
     finally:
-        await elsewhere.aclose()
+        await feed.aclose()  # type: ignore[attr-defined]
+        await queue.aclose()
+
+    assert seen == [("ours", "echo", "waiting")]

@@ -46,3 +46,8 @@ def create_lock_redis(url: str, lock_ttl_ms: int) -> Redis:
         socket_timeout=min(2.0, budget_s / 5),
         retry=Retry(NoBackoff(), retries=0),
     )
+
+
+def database_of(client: Redis) -> int:
+    """The database number `client` selects (0 unless its URL names another)."""
+    return int(client.connection_pool.connection_kwargs.get("db") or 0)

@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 
 from domain.ports import TaskEvent
 from domain.task import Task, TaskStatus
-from infrastructure.redis.keys import EVENTS_PATTERN
+from infrastructure.redis.keys import events_pattern
 
 Reload = Callable[[str, str], Awaitable[Task]]
 _FEED_SIZE = 1_000
@@ -22,11 +22,12 @@ _FINAL = {status.value for status in TaskStatus if status.is_terminal} | {"remov
 
 
 class EventHub:
-    """Listens to every queue's events channel, once, and resolves the waiters of a task
-    when it reaches a terminal status; nobody polls Redis while waiting."""
+    """Listens to every queue's events channel of database `db`, once, and resolves the
+    waiters of a task when it reaches a terminal status; nobody polls Redis while waiting."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, db: int) -> None:
         self._client = client
+        self._db = db
         self._waiters: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
         self._feeds: set[asyncio.Queue[TaskEvent]] = set()
         self._pubsub: PubSub | None = None
@@ -80,7 +81,7 @@ class EventHub:
             if self._listener is not None and not self._listener.done():
                 return
             self._pubsub = self._client.pubsub()
-            await self._pubsub.psubscribe(EVENTS_PATTERN)
+            await self._pubsub.psubscribe(events_pattern(self._db))
             await self._pubsub.get_message(timeout=5.0)  # the subscription's confirmation
             self._listener = asyncio.create_task(self._dispatch(self._pubsub))
 

@@ -97,15 +97,16 @@ class QueueKeys:
     def durations(self, name: str) -> str:
         return f"{self.prefix}durations:{name}"
 
-    @cached_property
-    def events(self) -> str:
-        """Pub/sub channel: every transition of the queue's tasks."""
-        return f"{self.prefix}events"
+    # Pub/sub channels are server-wide, not per database: each carries the database number,
+    # so deployments on two databases of one Redis server never hear each other.
 
-    @cached_property
-    def control(self) -> str:
+    def events(self, db: int) -> str:
+        """Pub/sub channel: every transition of the queue's tasks."""
+        return f"{self.prefix}events:{db}"
+
+    def control(self, db: int) -> str:
         """Pub/sub channel: operators' stop requests for running handlers."""
-        return f"{self.prefix}control"
+        return f"{self.prefix}control:{db}"
 
 
 @lru_cache(maxsize=1024)
@@ -113,8 +114,9 @@ def keys_of(queue: str) -> QueueKeys:
     return QueueKeys(queue)
 
 
-EVENTS_PATTERN = f"{ROOT}:*:events"
-CONTROL_PATTERN = f"{ROOT}:*:control"
+def events_pattern(db: int) -> str:
+    """Every queue's events channel on database `db`."""
+    return f"{ROOT}:*:events:{db}"
 
 
 def batch(batch_id: str) -> str:

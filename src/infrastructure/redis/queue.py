@@ -25,6 +25,7 @@ from domain.ports import (
 )
 from domain.task import Task, TaskStatus
 from infrastructure.redis import codec
+from infrastructure.redis.client import database_of
 from infrastructure.redis.events import EventHub
 from infrastructure.redis.keys import QUEUES, batch, keys_of
 from infrastructure.redis.queries import QueueReader
@@ -71,10 +72,11 @@ class RedisTaskQueue:
 
     def __init__(self, client: Redis, blocking_client: Redis, idempotency_window_ms: int) -> None:
         self._redis = client
-        self._scripts = Scripts.register(client)
+        self._db = database_of(client)
+        self._scripts = Scripts.register(client, self._db)
         self._waiter = MarkerWaiter(client, blocking_client)
         self._reader = QueueReader(client)
-        self._events = EventHub(client)
+        self._events = EventHub(client, self._db)
         self._window_ms = idempotency_window_ms
         self._announced: dict[str, float] = {}
 
@@ -258,7 +260,7 @@ class RedisTaskQueue:
         raise_for_change(int(code), task.id)
 
     async def stop_requests(self, queues: Sequence[str]) -> AsyncIterator[StopRequest]:
-        channels = {keys_of(queue).control: queue for queue in queues}
+        channels = {keys_of(queue).control(self._db): queue for queue in queues}
         try:
             async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                 await pubsub.subscribe(*channels)

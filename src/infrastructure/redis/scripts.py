@@ -54,9 +54,10 @@ def raise_for_remove(code: int, task_id: str) -> None:
     raise_for(code, task_id)
 
 
-def _source(name: str) -> str:
+def _source(name: str, db: int) -> str:
     lua = resources.files(__package__).joinpath("lua")
-    return lua.joinpath("_lib.lua").read_text() + lua.joinpath(f"{name}.lua").read_text()
+    header = f"local DB = '{db}'\n"  # the database the channels are named for
+    return header + lua.joinpath("_lib.lua").read_text() + lua.joinpath(f"{name}.lua").read_text()
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,8 @@ class Scripts:
     request_cancel: AsyncScript
 
     @classmethod
-    def register(cls, client: Redis) -> Scripts:
-        """Bind every script to `client`; each is sent once, then called by its SHA."""
+    def register(cls, client: Redis, db: int) -> Scripts:
+        """Bind every script to `client`, publishing on database `db`'s channels; each is
+        sent once, then called by its SHA."""
         names = cls.__dataclass_fields__
-        return cls(**{name: client.register_script(_source(name)) for name in names})
+        return cls(**{name: client.register_script(_source(name, db)) for name in names})

@@ -9,7 +9,9 @@ follow keys.py (QueueKeys) and take the queue's key prefix, `conveyor:{<queue>}:
   <prefix>tok:<token>           tasks whose name or payload has the token
   <prefix>names                 every task name the queue has seen
   <prefix>removed:<id>          a removed task's fingerprint, for the idempotency window
-Channels: <prefix>events (every transition), <prefix>control (stop requests to workers).
+Channels: <prefix>events:<DB> (every transition), <prefix>control:<DB> (stop requests to
+workers), where DB, the database number, is a constant that Scripts puts above this file:
+pub/sub is server-wide, and a script cannot ask which database it runs on.
 ]]
 local STATE_SETS = {
   waiting = 'wait', delayed = 'delayed', active = 'active',
@@ -35,7 +37,7 @@ local function reindex(prefix, id, name, ix, from, to)
 end
 
 local function announce(prefix, queue, id, name, status)
-  redis.call('PUBLISH', prefix .. 'events',
+  redis.call('PUBLISH', prefix .. 'events:' .. DB,
     cjson.encode({id = id, queue = queue, name = name, status = status}))
 end
 

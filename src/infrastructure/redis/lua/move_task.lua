@@ -77,6 +77,6 @@ end
 reindex(prefix, id, state[4], state[5], ARGV[2], status)
 announce(prefix, queue, id, state[4], status)
 if ARGV[10] ~= '' then
-  redis.call('PUBLISH', prefix .. 'control', ARGV[10] .. ' ' .. id)
+  redis.call('PUBLISH', prefix .. 'control:' .. DB, ARGV[10] .. ' ' .. id)
 end
 return 0

@@ -12,5 +12,5 @@ if redis.call('HGET', KEYS[1], 'status') ~= 'active' then
   return -1
 end
 redis.call('HSET', KEYS[1], 'cancel_requested', '1')
-redis.call('PUBLISH', ARGV[2] .. 'control', 'cancel ' .. ARGV[1])
+redis.call('PUBLISH', ARGV[2] .. 'control:' .. DB, 'cancel ' .. ARGV[1])
 return 0
