@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
@@ -108,6 +109,33 @@ async def test_a_producer_on_an_admin_route_is_403(client: Client, method: str, 
     assert response.status_code == 403
     assert response.json()["error"] == "forbidden"
     assert "admin role" in response.json()["detail"]
+
+
+async def test_every_route_answers_and_documents_what_a_missing_or_weak_key_gets(
+    client: Client,
+) -> None:
+    """401 without a key, and 403 with the producer's where the route is the admin's; each
+    status is in the route's documented responses, and the body in the error shape."""
+    schema = (await client.get("/schema/openapi.json")).json()
+    checked = 0
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if operation.get("security") == [{}] or path.startswith("/test/"):
+                continue  # /health and /ready: open by design (tested above); whoami
+            url = re.sub(r"\{[^}]+\}", "some-id", path)
+            anonymous = await client.request(method.upper(), url)
+            producer = await client.request(method.upper(), url, headers=PRODUCER)
+            for response in (anonymous, producer):
+                if response.status_code not in (401, 403):
+                    continue  # the producer's own routes: what they answer is tested elsewhere
+                where = f"{method.upper()} {path}: {response.status_code}"
+                assert str(response.status_code) in operation["responses"], where
+                ref = operation["responses"][str(response.status_code)]["content"]
+                assert ref["application/json"]["schema"]["$ref"].endswith("/ErrorBody"), where
+                assert set(response.json()) == {"error", "detail"}, where
+            assert anonymous.status_code == 401, f"{method.upper()} {path}"
+            checked += 1
+    assert checked >= 40  # every guarded operation of the schema
 
 
 async def test_a_producer_enqueues_and_reads_its_own_task(client: Client) -> None:
