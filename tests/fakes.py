@@ -440,7 +440,9 @@ class InMemoryTaskQueue:
                 return True
         return False
 
-    async def settle(self, task: Task, *, lease_expired_by: int | None = None) -> None:
+    async def settle(
+        self, task: Task, *, lease_expired_by: int | None = None, release: Lease | None = None
+    ) -> None:
         if not self._move(task, TaskStatus.ACTIVE, task.fence, lease_expired_by, None):
             raise LockLost(f"task {task.id!r}: fencing token is stale or the task is not active")
 

@@ -120,7 +120,7 @@ class ProcessTask:
             outcome = await self._outcome(execution, task_type, payload)
         finally:
             stop_keeping()
-        return None if outcome is None else await self._settle(outcome)
+        return None if outcome is None else await self._settle(outcome, lease=lease)
 
     async def _lease_still_ours(self, task: Task, lease: Lease) -> bool:
         """The queue's lease started at the claim. If taking the lock was slow (retries, a
@@ -192,9 +192,11 @@ class ProcessTask:
         self._log.error("task.abandoned", reason=execution.detail)
         return None
 
-    async def _settle(self, outcome: Task, *, announce: bool = True) -> Task | None:
+    async def _settle(
+        self, outcome: Task, *, announce: bool = True, lease: Lease | None = None
+    ) -> Task | None:
         try:
-            await self._write_outcome(outcome)
+            await self._write_outcome(outcome, lease)
         except LockLost as exc:
             self._log.warning("task.outcome_refused", reason=str(exc))
             return None
@@ -206,13 +208,14 @@ class ProcessTask:
             self._log_outcome(outcome)
         return outcome
 
-    async def _write_outcome(self, outcome: Task) -> None:
-        """Settle, retrying while Redis is unreachable for at most half the lease."""
+    async def _write_outcome(self, outcome: Task, lease: Lease | None) -> None:
+        """Settle, retrying while Redis is unreachable for at most half the lease. The
+        queue may release the lease with the outcome (see ITaskQueue.settle)."""
         give_up_at = self._clock() + self._policy.lock_ttl_ms // 2
         delay_s = 0.05
         while True:
             try:
-                await self._queue.settle(outcome)
+                await self._queue.settle(outcome, release=lease)
                 return
             except QueueUnavailable as exc:
                 if self._clock() + delay_s * 1000 >= give_up_at:

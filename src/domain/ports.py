@@ -149,12 +149,17 @@ class ITaskQueue(Protocol):
         """
         ...
 
-    async def settle(self, task: Task, *, lease_expired_by: int | None = None) -> None:
+    async def settle(
+        self, task: Task, *, lease_expired_by: int | None = None, release: Lease | None = None
+    ) -> None:
         """Write the outcome of an active task (its new state, decided by `Task`).
 
         Accepted only while `task.fence` is the task's current token: `LockLost` otherwise.
         With `lease_expired_by`, only if the lease also ran out before that time (recovery
-        of a stalled task must not race a worker that is merely slow).
+        of a stalled task must not race a worker that is merely slow). `release` is the
+        lock the outcome was reached under: a queue that keeps its data where that lock
+        lives may release it in the same step, as the lock service would (whatever the
+        outcome), and tell the lock service so; releasing the lease afterwards is harmless.
         """
         ...
 

@@ -67,6 +67,17 @@ class RedlockService:
         except PrimitiveError as exc:  # ExtendUnlockedLock, TooManyExtensions
             raise LockLost(f"{lock.key}: {type(exc).__name__}") from exc
 
+    def hand_over(self, client: Redis, lease: Lease) -> tuple[str, str] | None:
+        """Hand the release of `lease` to a script about to run on `client`, when `client`
+        is the lock's only master (the default: the queue's own Redis): the key and the
+        value it holds while the lock is ours, to delete if it still does. Releasing the
+        lease here then sends nothing. None (and nothing handed over) otherwise."""
+        lock = self._held.get(lease.token)
+        if lock is None or self._masters != {client}:
+            return None
+        del self._held[lease.token]
+        return lock.key, lock._uuid
+
     async def release(self, lease: Lease) -> None:
         lock = self._held.pop(lease.token, None)
         if lock is None:

@@ -98,9 +98,9 @@ def _retention(settings: Settings) -> Retention:
 
 
 async def _queue(
-    client: Redis, blocking_client: Redis, idempotency_window_ms: int
+    client: Redis, blocking_client: Redis, idempotency_window_ms: int, locks: RedlockService
 ) -> AsyncIterator[RedisTaskQueue]:
-    queue = RedisTaskQueue(client, blocking_client, idempotency_window_ms)
+    queue = RedisTaskQueue(client, blocking_client, idempotency_window_ms, locks)
     try:
         yield queue
     finally:
@@ -127,13 +127,14 @@ class Container(containers.DeclarativeContainer):
     )
 
     registry = providers.Singleton(build_registry, settings=settings)
+    locks = providers.Singleton(RedlockService, masters=lock_masters)
     queue = providers.Resource(
         _queue,
         client=redis,
         blocking_client=blocking_redis,
         idempotency_window_ms=settings.provided.idempotency_window_ms,
+        locks=locks,
     )
-    locks = providers.Singleton(RedlockService, masters=lock_masters)
     audit_log = providers.Singleton(RedisAuditLog, client=redis)
 
     enqueue_task = providers.Factory(

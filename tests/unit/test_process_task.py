@@ -78,6 +78,20 @@ class RecordingLocks(InMemoryLockService):
         await super().extend(lease)
 
 
+class RecordingQueue(InMemoryTaskQueue):
+    """The queue fake, keeping the lease each outcome was settled under."""
+
+    def __init__(self, idempotency_window_ms: int, clock: Clock) -> None:
+        super().__init__(idempotency_window_ms, clock)
+        self.settled_under: list[Lease | None] = []
+
+    async def settle(
+        self, task: Task, *, lease_expired_by: int | None = None, release: Lease | None = None
+    ) -> None:
+        self.settled_under.append(release)
+        await super().settle(task, lease_expired_by=lease_expired_by, release=release)
+
+
 class Handlers:
     """The test's task types; each handler tells the probe what it saw."""
 
@@ -147,7 +161,7 @@ class Handlers:
 
 @dataclass
 class Harness:
-    queue: InMemoryTaskQueue
+    queue: RecordingQueue
     locks: RecordingLocks
     log: RecordingLog
     clock: ManualClock
@@ -173,7 +187,7 @@ class Harness:
 
 def make_harness(lock_clock: Clock) -> Harness:
     clock = ManualClock(NOW)
-    queue = InMemoryTaskQueue(60_000, clock)
+    queue = RecordingQueue(60_000, clock)
     locks = RecordingLocks(lock_clock)
     log = RecordingLog()
     probe = Probe()
@@ -213,6 +227,9 @@ async def test_a_successful_handler_completes_the_task(harness: Harness) -> None
     assert stored.attempts == 1
     assert [entry.outcome for entry in stored.history] == ["completed"]
     assert not harness.locks.held("task:t1")  # released
+    (lease,) = harness.queue.settled_under  # offered to the queue, to release with the outcome
+    assert lease is not None
+    assert lease.resource == "task:t1"
     (ctx,) = harness.probe.contexts
     assert (ctx.task_id, ctx.queue, ctx.attempt, ctx.fence) == ("t1", "default", 1, stored.fence)
     assert "task.completed" in harness.log.names("info")

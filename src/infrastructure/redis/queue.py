@@ -16,6 +16,7 @@ from domain.ports import (
     ClaimBatch,
     Enqueued,
     EnqueueOutcome,
+    Lease,
     QueueStats,
     StopKind,
     StopRequest,
@@ -24,6 +25,7 @@ from domain.ports import (
     TaskQuery,
 )
 from domain.task import Task, TaskStatus
+from infrastructure.lock import RedlockService
 from infrastructure.redis import codec
 from infrastructure.redis.client import database_of
 from infrastructure.redis.events import EventHub
@@ -70,8 +72,15 @@ class RedisTaskQueue:
     QueueReader, pushed events in EventHub.
     """
 
-    def __init__(self, client: Redis, blocking_client: Redis, idempotency_window_ms: int) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        blocking_client: Redis,
+        idempotency_window_ms: int,
+        locks: RedlockService | None = None,
+    ) -> None:
         self._redis = client
+        self._locks = locks
         self._db = database_of(client)
         self._scripts = Scripts.register(client, self._db)
         self._waiter = MarkerWaiter(client, blocking_client)
@@ -190,13 +199,20 @@ class RedisTaskQueue:
             await self._waiter.wait([keys_of(q).marker for q in queues], timeout_ms)
 
     @_reachable
-    async def settle(self, task: Task, *, lease_expired_by: int | None = None) -> None:
-        code = await self._move(task, TaskStatus.ACTIVE, task.fence, lease_expired_by, None)
+    async def settle(
+        self, task: Task, *, lease_expired_by: int | None = None, release: Lease | None = None
+    ) -> None:
+        lock = None
+        if release is not None and self._locks is not None:
+            lock = self._locks.hand_over(self._redis, release)  # one round trip fewer
+        code = await self._move(
+            task, TaskStatus.ACTIVE, task.fence, lease_expired_by=lease_expired_by, lock=lock
+        )
         raise_for(code, task.id)
 
     @_reachable
     async def change(self, task: Task, previous: Task, *, stop: StopKind | None = None) -> None:
-        code = await self._move(task, previous.status, previous.fence, None, stop)
+        code = await self._move(task, previous.status, previous.fence, stop=stop)
         raise_for_change(code, task.id)
 
     async def _move(
@@ -204,10 +220,14 @@ class RedisTaskQueue:
         task: Task,
         expected: TaskStatus,
         fence: int,
-        lease_expired_by: int | None,
-        stop: StopKind | None,
+        *,
+        lease_expired_by: int | None = None,
+        stop: StopKind | None = None,
+        lock: tuple[str, str] | None = None,
     ) -> int:
+        """Run move_task.lua; `lock` (key, value) is released in the same script."""
         keys = keys_of(task.queue)
+        lock_key, lock_value = lock or (None, "")
         present, absent = codec.encode_changes(task)
         score = task.run_at if task.status is TaskStatus.DELAYED else task.finished_at or 0
         last = task.history[-1] if task.history else None
@@ -220,6 +240,7 @@ class RedisTaskQueue:
                 keys.marker,
                 keys.seq,
                 keys.delayed,
+                *([lock_key] if lock_key else []),
             ],
             args=[
                 task.id,
@@ -232,6 +253,7 @@ class RedisTaskQueue:
                 task.queue,
                 duration,
                 stop.value if stop else "",
+                lock_value,
                 len(present),
                 *[item for pair in present.items() for item in pair],
                 *absent,

@@ -8,6 +8,7 @@ KEYS[3] the state set of the new status (ARGV[4])
 KEYS[4] marker zset
 KEYS[5] sequence counter
 KEYS[6] delayed zset (to tell whether a delayed task is now the earliest)
+KEYS[7] (optional) the lock the outcome was reached under, to release with the move
 
 ARGV[1] task id
 ARGV[2] the status the caller read
@@ -19,14 +20,19 @@ ARGV[7] the queue's key prefix, conveyor:{<queue>}:
 ARGV[8] the queue's name
 ARGV[9] duration of the attempt in ms, for the stats of completed tasks; -1 = none
 ARGV[10] a stop request for the worker running the task ("cancel", "kill"), or ""
-ARGV[11] n: number of field, value pairs that follow
-ARGV[12 .. 11+2n] field, value pairs to set; the rest: fields to delete
+ARGV[11] the value KEYS[7] holds while the lock is the caller's (with KEYS[7] only)
+ARGV[12] n: number of field, value pairs that follow
+ARGV[13 .. 12+2n] field, value pairs to set; the rest: fields to delete
 
 Returns 0 moved, -1 the task changed (status or token) or is gone, -2 the lease has not
-expired
+expired. The lock of KEYS[7] is released if it is still the caller's, whatever the move
+does: as the lock service's own release would be, one round trip sooner.
 ]]
 local key, id = KEYS[1], ARGV[1]
 local prefix, queue = ARGV[7], ARGV[8]
+if KEYS[7] and redis.call('GET', KEYS[7]) == ARGV[11] then
+  redis.call('DEL', KEYS[7])
+end
 local state = redis.call('HMGET', key, 'status', 'fence', 'priority', 'name', 'ix')
 if state[1] ~= ARGV[2] or (state[2] or '0') ~= ARGV[3] then
   return -1
@@ -40,10 +46,10 @@ if expired_before > 0 then
 end
 
 redis.call('ZREM', KEYS[2], id)
-local n = tonumber(ARGV[11])
-local last_set = 11 + 2 * n
+local n = tonumber(ARGV[12])
+local last_set = 12 + 2 * n
 if n > 0 then
-  redis.call('HSET', key, unpack(ARGV, 12, last_set))
+  redis.call('HSET', key, unpack(ARGV, 13, last_set))
 end
 if #ARGV > last_set then
   redis.call('HDEL', key, unpack(ARGV, last_set + 1))
