@@ -8,8 +8,9 @@ the harness's peers/ folder.
 Rows:
 - "conveyor": enqueue through EnqueueTask (payload validation + one Lua script per task;
   execute_many for bulk: one pipelined round trip per chunk), like the peers' direct enqueue.
-- "conveyor-http": enqueue by POST /api/tasks to a `conveyor api` the driver starts around
-  each client run, over one kept-open HTTP connection.
+- "conveyor-http": enqueue by POST /api/tasks (bulk: POST /api/tasks/bulk, at most 1,000
+  tasks a request) to a `conveyor api` the driver starts around each client run, over one
+  kept-open HTTP connection.
 Both use ONE `conveyor worker` process; every task takes its pottery Redlock.
 """
 
@@ -32,6 +33,7 @@ CONCURRENCY = 50  # Conveyor's default is 10; the Python peers run at 50 (saq) o
 LOCK_TTL_MS = 30_000  # Conveyor's default LOCK_TTL_MS, stated explicitly
 FILES_DIR = os.path.join("/tmp", "conveyor-bench-files")  # FILES_BASE_DIR: never under peers/
 PORT_VAR = "BENCH_CONVEYOR_API_PORT"
+BULK_LIMIT = 1_000  # tasks per POST /api/tasks/bulk
 
 
 def _free_port() -> int:
@@ -133,12 +135,11 @@ class Conveyor(Adapter):
 class ConveyorHttp(Conveyor):
     name = "conveyor-http"
     packages = (*Conveyor.packages, "litestar", "uvicorn", "httpx")
-    has_bulk = False
-    bulk_api = ""
+    bulk_api = "POST /api/tasks/bulk (one request and one pipelined round trip per chunk)"
     notes = (
         "enqueue = POST /api/tasks to one `conveyor api` process (litestar + uvicorn, "
         "LOG_LEVEL=WARNING) over one kept-open httpx connection, each call awaited: JSON, "
-        "validation and the 202 response included. No bulk HTTP endpoint exists yet.",
+        "validation and the 202 response included; bulk = POST /api/tasks/bulk the same way.",
         "worker: the same single `conveyor worker` process as the conveyor row.",
     )
 
@@ -181,7 +182,14 @@ class ConveyorHttp(Conveyor):
             raise RuntimeError(f"POST /api/tasks: {response.status_code} {response.text[:300]}")
 
     async def enqueue_bulk(self, job: str, args_list: list[tuple[Any, ...]]) -> None:
-        raise NotImplementedError("no bulk HTTP endpoint yet")
+        for first in range(0, len(args_list), BULK_LIMIT):
+            chunk = args_list[first : first + BULK_LIMIT]
+            body = {"tasks": [{"taskName": job, "payload": _payload(args)} for args in chunk]}
+            response = await self.http.post("/api/tasks/bulk", json=body)
+            if response.status_code != 202:
+                raise RuntimeError(
+                    f"POST /api/tasks/bulk: {response.status_code} {response.text[:300]}"
+                )
 
     async def close(self) -> None:
         await self.http.aclose()

@@ -29,10 +29,14 @@ local wake = false
 local earliest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
 earliest = earliest and tonumber(earliest)
 local last_ix = tonumber(redis.call('GET', KEYS[5]) or '0')
+-- The counters are read once and written once: the script runs alone, so this is the same
+-- as a command per task, a few of them cheaper.
+local seq = tonumber(redis.call('GET', KEYS[4]) or '0')
+local names = {}
 local stored = false
 
 local function store(task, key)
-  local seq = redis.call('INCR', KEYS[4])
+  seq = seq + 1
   -- Creation order, strictly increasing within the queue: listing pages on it with a
   -- cursor. The creation time in ms * 1000, or just above the last one given.
   local ix = math.max(task.created_at * 1000, last_ix + 1)
@@ -56,7 +60,7 @@ local function store(task, key)
   end
   reindex(prefix, task.id, task.name, ix, nil, task.status)
   redis.call('ZADD', prefix .. 'ids', 0, task.id)
-  redis.call('SADD', prefix .. 'names', task.name)
+  names[task.name] = true
   for _, token in ipairs(task.tokens) do
     redis.call('ZADD', prefix .. 'tok:' .. token, ix, task.id)
   end
@@ -84,5 +88,9 @@ if wake then
 end
 if stored then
   redis.call('SET', KEYS[5], string.format('%d', last_ix))
+  redis.call('SET', KEYS[4], string.format('%d', seq))
+  for name in pairs(names) do
+    redis.call('SADD', prefix .. 'names', name)
+  end
 end
 return replies
