@@ -650,6 +650,9 @@ class InMemoryTaskQueue:
         text = (query.search or "").strip()
         if text:  # a search of only whitespace is no search
             return self._search(query, text)
+        if query.created_by is not None:  # no index by creator: the capped scan
+            entries = self._entries(replace(query, created_from=None, created_to=None))
+            return self._scan(query, [(entry, True) for entry in entries], None)
         low, high = _score_window(query)
         bound = _cursor_bound(query.cursor, high)
         matching = [entry for entry in self._entries(query) if low <= entry[0] <= high]
@@ -657,12 +660,9 @@ class InMemoryTaskQueue:
         window = [entry for entry in matching if bound.admits(entry)][skip:][: query.limit + 1]
         page = window[: query.limit]
         items = self._members((queue, task_id) for _, task_id, queue in page)
-        total: int | None = len(matching)
-        if query.created_by is not None:  # no index: filtered within the page
-            items = [task for task in items if task.created_by == query.created_by]
-            total = None
         more = len(window) > query.limit
-        return TaskPage(items, total, _encode_cursor(page[-1]) if more and page else None)
+        cursor = _encode_cursor(page[-1]) if more and page else None
+        return TaskPage(items, len(matching), cursor)
 
     def _queue_names(self, query: TaskQuery) -> list[str]:
         return [query.queue] if query.queue else sorted(self._known)

@@ -157,16 +157,30 @@ async def test_filters_page_by_cursor_and_count(
         assert {task.status for task in items(pages)} <= {filters["status"]}
 
 
-async def test_created_by_is_filtered_within_each_page(queue: ITaskQueue) -> None:
+async def test_created_by_is_found_by_the_capped_scan(queue: ITaskQueue) -> None:
     newest_first = await populate(queue, 60)
 
-    pages = await by_cursor(queue, TaskQuery(limit=10, created_by="owner"))
+    pages = await by_cursor(queue, TaskQuery(limit=8, created_by="owner"))
 
-    # No index on the owner: a page holds the owner's tasks among `limit` candidates, the
-    # total is unknown, and paging goes on until every candidate was seen.
+    # No index on the owner: as a search by substring, pages are filled from a newest-first
+    # scan, the total is unknown, and the cursor goes on until the scan is done.
     assert ids(items(pages)) == [t.id for t in newest_first if t.created_by == "owner"]
-    assert [len(page.items) for page in pages] == [3, 3, 4, 3, 3, 4]
+    assert [len(page.items) for page in pages] == [8, 8, 4]
     assert {page.total for page in pages} == {None}
+
+
+async def test_created_by_narrows_the_other_filters(queue: ITaskQueue) -> None:
+    newest_first = await populate(queue, 60)
+
+    query = TaskQuery(limit=100, created_by="owner", status=TaskStatus.WAITING, name="alpha")
+    (page,) = await by_cursor(queue, query)
+
+    expected = [
+        t for t in newest_first
+        if t.created_by == "owner" and t.status is TaskStatus.WAITING and t.name == "alpha"
+    ]  # fmt: skip
+    assert expected
+    assert ids(page.items) == ids(expected)
 
 
 async def test_a_cursor_that_was_not_handed_out_is_invalid(queue: ITaskQueue) -> None:

@@ -56,6 +56,8 @@ class QueueReader:
         if text:  # a search of only whitespace is no search
             return await self._search(query, text)
         sources = await self._index_sources(query)
+        if query.created_by is not None:  # no index by creator: the capped scan of a search
+            return await Scan(self._redis, query, self._matches).run(sources, tokens=[], text=None)
         low, high = _score_window(query)
         bound = cursor_bound(query.cursor, high)
         fetch = min(query.offset, MAX_OFFSET) + query.limit + 1 + _TIE_SLACK
@@ -76,13 +78,9 @@ class QueueReader:
         window = merged[min(query.offset, MAX_OFFSET) :][: query.limit + 1]
         page = window[: query.limit]
         items = await self.members((queue, task_id) for _, task_id, queue in page)
-        total: int | None = sum(replies[1::2])
-        if query.created_by is not None:
-            items = [task for task in items if task.created_by == query.created_by]
-            total = None
         more = len(window) > query.limit
         cursor = encode_cursor(*page[-1]) if more and page else None
-        return TaskPage(items, total, cursor)
+        return TaskPage(items, sum(replies[1::2]), cursor)
 
     async def _index_sources(self, query: TaskQuery) -> list[tuple[str, str]]:
         """(queue, index key) for every status and name the query covers."""

@@ -45,6 +45,7 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/api/job"): Access.PRODUCER,  # seed 001
     ("POST", "/jobs/enqueue"): Access.PRODUCER,  # seed 003
     ("POST", "/api/templates/{}/use"): Access.PRODUCER,
+    ("GET", "/api/tasks"): Access.PRODUCER,  # the handler narrows it to the key's tasks
     ("GET", "/api/tasks/{}"): Access.PRODUCER,  # the handler checks `may_read`
     ("GET", "/api/batches/{}"): Access.PRODUCER,
 }

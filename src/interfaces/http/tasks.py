@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated
 
 from litestar import Controller, Response, delete, get, post
@@ -15,7 +16,7 @@ from application.get_task import GetTask
 from application.list_tasks import ListTasks
 from domain.errors import DuplicateTask, TaskNotFound
 from domain.ports import Enqueued, EnqueueOutcome
-from interfaces.http.auth import Principal, may_read
+from interfaces.http.auth import Access, Principal, may_read
 from interfaces.http.errors import BODY, QUERY, documented
 from interfaces.http.listing import (
     CursorParam,
@@ -77,11 +78,16 @@ class TaskController(Controller):
             raise DuplicateTask(enqueued.task.id)  # another key's task: never shown
         return enqueued_response(enqueued)
 
-    @get("/", summary="List tasks, newest first", responses=documented(*QUERY))
+    @get(
+        "/",
+        summary="List tasks, newest first (a producer's key: its own tasks)",
+        responses=documented(*QUERY),
+    )
     async def list_tasks(
         self,
         *,
         list_tasks: NamedDependency[ListTasks],
+        principal: NamedDependency[Principal],
         status: StatusParam = None,
         task_name: NameParam = None,
         queue: QueueParam = None,
@@ -96,6 +102,8 @@ class TaskController(Controller):
             status=status, name=task_name, queue=queue, search=search,
             created=(created_from, created_to), page=page, limit=limit, cursor=cursor,
         )  # fmt: skip
+        if principal.access < Access.ADMIN:  # a producer: its own tasks, by the capped scan
+            query = replace(query, created_by=principal.name)
         result = await list_tasks.execute(query)
         items = [TaskOut.model_validate(task) for task in result.items]
         return PageOut(items=items, total=result.total, next_cursor=result.next_cursor)
