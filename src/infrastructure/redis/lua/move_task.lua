@@ -21,8 +21,8 @@ ARGV[8] the queue's name
 ARGV[9] duration of the attempt in ms, for the stats of completed tasks; -1 = none
 ARGV[10] a stop request for the worker running the task ("cancel", "kill"), or ""
 ARGV[11] the value KEYS[7] holds while the lock is the caller's (with KEYS[7] only)
-ARGV[12] n: number of field, value pairs that follow
-ARGV[13 .. 12+2n] field, value pairs to set; the rest: fields to delete
+ARGV[12] the fields to set, a JSON object of strings (one argument: cheap to send)
+ARGV[13 ..] fields to delete
 
 Returns 0 moved, -1 the task changed (status or token) or is gone, -2 the lease has not
 expired. The lock of KEYS[7] is released if it is still the caller's, whatever the move
@@ -46,13 +46,16 @@ if expired_before > 0 then
 end
 
 redis.call('ZREM', KEYS[2], id)
-local n = tonumber(ARGV[12])
-local last_set = 12 + 2 * n
-if n > 0 then
-  redis.call('HSET', key, unpack(ARGV, 13, last_set))
+local flat = {}
+for field, value in pairs(cjson.decode(ARGV[12])) do
+  flat[#flat + 1] = field
+  flat[#flat + 1] = value
 end
-if #ARGV > last_set then
-  redis.call('HDEL', key, unpack(ARGV, last_set + 1))
+if #flat > 0 then
+  redis.call('HSET', key, unpack(flat))
+end
+if #ARGV > 12 then
+  redis.call('HDEL', key, unpack(ARGV, 13))
 end
 
 local status = ARGV[4]
