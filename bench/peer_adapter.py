@@ -82,7 +82,8 @@ class Conveyor(Adapter):
         f"releases it after (one master: the queue's Redis; TTL {LOCK_TTL_MS} ms = the "
         "LOCK_TTL_MS default, renewed every TTL/3 while a task runs); no peer pays for a lock.",
         "per task: claim (Lua, batched up to the free slots) + lock acquire + job body + "
-        "settle (Lua) + lock release; completed tasks are kept in Redis (no retention bound).",
+        "settle (Lua, which also releases the lock: it lives on the same Redis); completed "
+        "tasks are kept in Redis (no retention bound).",
         "worker LOG_LEVEL=WARNING (the default INFO writes one JSON line per task outcome).",
         "enqueue = EnqueueTask.execute in the client process (pydantic validation of the "
         "payload + one Lua script per task), not over HTTP; see conveyor-http for that.",
