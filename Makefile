@@ -1,18 +1,36 @@
 # `make up` runs Conveyor; `make test` runs every check CI runs. Both set themselves up.
+# What gets installed is exactly uv.lock (every package, dev tools included); `make lock`
+# upgrades it on purpose. uv itself comes pinned by hash from requirements-uv.txt.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+UV_HOME := .uv
+UV := $(UV_HOME)/bin/uv
 WORKERS ?= 2
 
-.PHONY: install up test lint pytest pytest-redis62 bench clean
+# uv installs into the project's .venv (the benchmark harnesses run Conveyor from there),
+# with the Python that runs make, and never downloads an interpreter of its own.
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: install up test lint pytest pytest-redis62 bench lock clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+$(UV): requirements-uv.txt
+	$(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/pip install -q --disable-pip-version-check --require-hashes \
+		-r requirements-uv.txt
 	touch $@
+
+$(VENV)/.installed: pyproject.toml uv.lock $(UV)
+	$(UV) sync --locked --extra dev --python $(PYTHON)
+	touch $@
+
+# Re-resolve every dependency to its newest allowed release: a deliberate upgrade, to be
+# committed with the lint and test run that proves it.
+lock: $(UV)
+	$(UV) lock --upgrade
 
 up: install
 	$(BIN)/conveyor up --workers $(WORKERS)
@@ -37,4 +55,4 @@ bench: install
 	$(BIN)/python bench/bench_conveyor.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(UV_HOME) .mypy_cache .pytest_cache .ruff_cache

@@ -74,7 +74,7 @@ class EventHub:
             with contextlib.suppress(asyncio.CancelledError, RedisError):
                 await self._listener
         if self._pubsub is not None:
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
+            await self._pubsub.aclose()
 
     async def _listen(self) -> None:
         async with self._lock:
