@@ -9,6 +9,8 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - chosen only when API keys protect the API
 
 
 class Settings(BaseSettings):
@@ -18,8 +20,17 @@ class Settings(BaseSettings):
 
     redis_url: str | None = Field(default=None, description="Redis of the queues; unset: local")
     redlock_urls: str = Field(default="", description="comma-separated Redlock masters")
+    redis_timeout_ms: int = Field(
+        default=3_000, ge=100, le=600_000, description="a Redis command's answer, or 503"
+    )
     port: int = Field(default=3000, ge=1, le=65535)
-    host: str = "0.0.0.0"  # noqa: S104 - a service in a container listens on all interfaces
+    host: str | None = Field(default=None, description="unset: 127.0.0.1 unless API_KEYS")
+    allowed_hosts: str = Field(
+        default="", description="Host headers served; unset: loopback names unless API_KEYS"
+    )
+    queues: str = Field(default="", description="queue names; unset: default + the types'")
+    max_event_streams: int = Field(default=100, ge=1, le=100_000)
+    event_buffer: int = Field(default=1_000, ge=1, le=1_000_000)
     lock_ttl_ms: int = Field(default=30_000, ge=300)
     lock_retry_ms: int = Field(default=5_000, ge=1, description="delay after a denied lock")
     lock_tries: int = Field(default=3, ge=1)
@@ -71,6 +82,26 @@ class Settings(BaseSettings):
     @property
     def task_module_list(self) -> list[str]:
         return [name.strip() for name in self.task_modules.split(",") if name.strip()]
+
+    @property
+    def listen_host(self) -> str:
+        """An open API (no API_KEYS) stays on loopback unless HOST says otherwise."""
+        if self.host:
+            return self.host
+        return ALL_INTERFACES if self.api_keys.strip() else "127.0.0.1"
+
+    @property
+    def allowed_host_list(self) -> list[str]:
+        """The Host headers the API serves; ["*"] for any."""
+        named = [host.strip() for host in self.allowed_hosts.split(",") if host.strip()]
+        if named:
+            return named
+        return ["*"] if self.api_keys.strip() else list(LOOPBACK_HOSTS)
+
+    @property
+    def queue_list(self) -> list[str]:
+        """QUEUES as given; empty when unset (then the task types' queues decide)."""
+        return [name.strip() for name in self.queues.split(",") if name.strip()]
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -24,7 +24,9 @@ def _parser() -> argparse.ArgumentParser:
 
     api = commands.add_parser("api", help="serve the HTTP API")
     api.add_argument("--port", type=int, help="port to listen on (default: PORT or 3000)")
-    api.add_argument("--host", help="interface to bind (default: HOST or 0.0.0.0)")
+    api.add_argument(
+        "--host", help="interface to bind (default: HOST, else 127.0.0.1 without API_KEYS)"
+    )
 
     worker = commands.add_parser("worker", help="run a worker process")
     worker.add_argument("--concurrency", type=int, help="tasks at once (default 10)")

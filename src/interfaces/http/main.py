@@ -19,7 +19,7 @@ def run_api(settings: Settings) -> int:
     app = create_app(container)
     uvicorn.run(
         app,
-        host=settings.host,
+        host=settings.listen_host,
         port=settings.port,
         log_config=None,  # our logging pipeline, not uvicorn's
         access_log=False,
