@@ -172,12 +172,13 @@ class RedisTarget:
         if self.own:
             self.r.flushall()
             return
+        # The id index lives outside the queue's keys: drop the entries of its tasks first.
+        task_ids = self.r.zrange(f"conveyor:{{{self.queue}}}:ids", 0, -1)
+        owners = [f"conveyor:id:{task_id}" for task_id in task_ids]
         patterns = [f"conveyor:{{{self.queue}}}:*", f"{self.prefix}:*"]
-        for pattern in patterns:
-            batch = list(self.r.scan_iter(match=pattern, count=1000))
-            for i in range(0, len(batch), 1000):
-                self.r.delete(*batch[i : i + 1000])
-        self.r.srem("conveyor:queues", self.queue)
+        doomed = owners + [key for p in patterns for key in self.r.scan_iter(match=p, count=1000)]
+        for i in range(0, len(doomed), 1000):
+            self.r.delete(*doomed[i : i + 1000])
 
     def close(self) -> None:
         with suppress(redis.RedisError):
@@ -204,6 +205,7 @@ class Bench:
             REDIS_URL=target.url,
             CONVEYOR_TASK_MODULES=TASK_MODULE,
             CONVEYOR_BENCH_PREFIX=target.prefix,
+            QUEUES=f"default,{target.queue}",
             PYTHONPATH=str(HERE),
             FILES_BASE_DIR=str(workdir / "files"),
             LOG_LEVEL=cfg.log_level,
@@ -258,6 +260,7 @@ class Enqueuer:
             task_modules=TASK_MODULE,
             files_base_dir=self.b.workdir / "files",
             redlock_urls="",
+            queues=f"default,{self.b.t.queue}",
         )
         self.request = EnqueueRequest
         self.container = Container()

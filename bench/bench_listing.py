@@ -279,6 +279,7 @@ def conveyor_env(url: str, workdir: Path, log_level: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         REDIS_URL=url,
+        QUEUES=",".join(QUEUES),
         FILES_BASE_DIR=str(workdir / "files"),
         LOG_LEVEL=log_level,
         LOG_FORMAT="json",
@@ -297,7 +298,9 @@ async def enqueue_fill(url: str, workdir: Path, start: int, stop: int, cfg: Any)
     from infrastructure.settings import Settings  # noqa: PLC0415
     from interfaces.container import Container, resolve  # noqa: PLC0415
 
-    settings = Settings(redis_url=url, files_base_dir=workdir / "files", redlock_urls="")
+    settings = Settings(
+        redis_url=url, files_base_dir=workdir / "files", redlock_urls="", queues=",".join(QUEUES)
+    )
     container = Container()
     container.settings.override(providers.Object(settings))
     await container.init_resources()

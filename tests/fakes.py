@@ -39,7 +39,7 @@ from domain.ports import (
     TaskPage,
     TaskQuery,
 )
-from domain.task import Task, TaskStatus
+from domain.task import Task, TaskStatus, check_configured_queue
 
 # The search words are part of the contract (what a search finds), so the fake uses the
 # very function the adapter indexes with; it is pure and does no I/O.
@@ -50,6 +50,7 @@ Clock = Callable[[], int]
 _TASK = TypeAdapter(Task)
 _JSON = TypeAdapter(Any)
 
+DEFAULT_QUEUES = ("default",)
 PROMOTE_LIMIT = 1_000  # claim_tasks.lua promotes at most this many due tasks per call
 MAX_OFFSET = 10_000  # queries.py: deeper pages go by cursor
 SCAN_CAP = 2_000  # scan.py: candidates a search examines per call at most
@@ -139,7 +140,9 @@ def _stored(task: Task) -> Task:
 
 
 def _fingerprint(task: Task) -> str:
-    return task.name + "\0" + json.dumps(task.payload, sort_keys=True, separators=(",", ":"))
+    """codec.fingerprint: name, payload and creator make "the same request"."""
+    payload = json.dumps(task.payload, sort_keys=True, separators=(",", ":"))
+    return "\0".join((task.name, payload, task.created_by or ""))
 
 
 # --- listing cursors, as scan.py has them -------------------------------------------------
@@ -334,17 +337,25 @@ class InMemoryTaskQueue:
     """ITaskQueue in a dict, matching RedisTaskQueue (and its Lua scripts) step by step.
 
     `clock` only measures the idempotency window of removed ids; every other time is
-    passed in, as with the Redis adapter. Events (wait_finished, events, stop_requests)
+    passed in, as with the Redis adapter. `queues` are the configured queue names that
+    listings and stats cover. Events (wait_finished, events, stop_requests)
     go through asyncio primitives instead of pub/sub, with the same delivery. Not
     modelled: the batches' 7-day expiry, and pub/sub's reach across databases (see the
     xfail test in tests/contract).
     """
 
-    def __init__(self, idempotency_window_ms: int, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        idempotency_window_ms: int,
+        clock: Clock = system_clock,
+        queues: Sequence[str] = DEFAULT_QUEUES,
+    ) -> None:
         self._window_ms = idempotency_window_ms
         self._clock = clock
         self._queues: dict[str, _Queue] = {}
-        self._known: set[str] = set()  # the adapter's `conveyor:queues` registry
+        self._configured = sorted(set(queues))
+        # The id index (keys.task_owner): id -> (queue, until); until None while it exists.
+        self._owners: dict[str, tuple[str, int | None]] = {}
         self._wakeup = asyncio.Event()
         self._batches: dict[str, list[tuple[str, str]]] = {}
         self._finished: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
@@ -362,7 +373,6 @@ class InMemoryTaskQueue:
 
     async def enqueue(self, tasks: Sequence[Task], batch_id: str | None = None) -> list[Enqueued]:
         results = [self._enqueue_one(task) for task in tasks]
-        self._known.update(task.queue for task in tasks)
         members = [
             (r.task.queue, r.task.id) for r in results if r.outcome is not EnqueueOutcome.CONFLICT
         ]
@@ -370,7 +380,16 @@ class InMemoryTaskQueue:
             self._batches.setdefault(batch_id, []).extend(members)
         return results
 
+    def _owner(self, task_id: str) -> str | None:
+        owner = self._owners.get(task_id)
+        if owner is None or (owner[1] is not None and owner[1] <= self._clock()):
+            return None
+        return owner[0]
+
     def _enqueue_one(self, task: Task) -> Enqueued:
+        owner = self._owner(task.id)
+        if owner is not None and owner != task.queue:  # one id, one task, deployment-wide
+            return Enqueued(task, EnqueueOutcome.CONFLICT)
         queue = self._queue(task.queue)
         fp = _fingerprint(task)
         if task.id in queue.tasks:
@@ -382,6 +401,7 @@ class InMemoryTaskQueue:
             same = reserved[0] == fp
             return Enqueued(task, EnqueueOutcome.REMOVED if same else EnqueueOutcome.CONFLICT)
         queue.store(task)
+        self._owners[task.id] = (task.queue, None)
         self._signal(queue)
         self._announce(TaskEvent(task.id, task.queue, task.name, task.status.value))
         return Enqueued(task, EnqueueOutcome.CREATED)
@@ -528,13 +548,14 @@ class InMemoryTaskQueue:
 
     def _forget(self, state: _Queue, queue: str, task_id: str) -> None:
         name = state.tasks[task_id].name
-        state.forget(task_id, self._clock() + self._window_ms)
+        until = self._clock() + self._window_ms
+        state.forget(task_id, until)
+        self._owners[task_id] = (queue, until)
         self._announce(TaskEvent(task_id, queue, name, "removed"))
 
     async def set_paused(self, queue: str, paused: bool) -> None:
         state = self._queue(queue)
         state.paused = paused
-        self._known.add(queue)
         if not paused:
             state.marker = True  # idle workers look again at once
             self._signal(state)
@@ -600,12 +621,11 @@ class InMemoryTaskQueue:
     # --- reading ------------------------------------------------------------------------
 
     async def get(self, task_id: str, queue: str | None = None) -> Task:
-        names = [queue] if queue else sorted(self._known)
-        for name in names:
-            found = self._queues.get(name, _Queue()).tasks.get(task_id)
-            if found is not None:
-                return found
-        raise TaskNotFound(task_id)
+        name = queue or self._owner(task_id)
+        found = self._queues.get(name, _Queue()).tasks.get(task_id) if name else None
+        if found is None:
+            raise TaskNotFound(task_id)
+        return found
 
     async def expired(self, queue: str, now: int, limit: int) -> list[Task]:
         state = self._queue(queue)
@@ -625,7 +645,7 @@ class InMemoryTaskQueue:
         return [task for task in found if task is not None]
 
     async def stats(self, now: int) -> list[QueueStats]:
-        return [self._stats(name, self._queue(name), now) for name in sorted(self._known)]
+        return [self._stats(name, self._queue(name), now) for name in self._configured]
 
     @staticmethod
     def _stats(name: str, state: _Queue, now: int) -> QueueStats:
@@ -665,7 +685,10 @@ class InMemoryTaskQueue:
         return TaskPage(items, len(matching), cursor)
 
     def _queue_names(self, query: TaskQuery) -> list[str]:
-        return [query.queue] if query.queue else sorted(self._known)
+        if query.queue is None:
+            return self._configured
+        check_configured_queue(query.queue, self._configured)
+        return [query.queue]
 
     def _entries(self, query: TaskQuery) -> list[Entry]:
         """Newest first: every task of the queues, statuses and name the query covers."""
@@ -681,6 +704,9 @@ class InMemoryTaskQueue:
 
     def _search(self, query: TaskQuery, text: str) -> TaskPage:
         queues = self._queue_names(query)
+        if query.created_by is not None:  # a producer: the scan, never the shared indexes
+            entries = self._entries(replace(query, created_from=None, created_to=None))
+            return self._scan(query, [(entry, True) for entry in entries], text.lower())
         if query.cursor is None or _decode(query.cursor)[0] == "i":
             by_id = self._id_prefix(queues, text, query)
             if by_id is not None:
@@ -736,7 +762,7 @@ class InMemoryTaskQueue:
                 continue
             examined, last = examined + 1, entry
             task = self._queue(entry[2]).tasks[entry[1]]
-            if has_words and _filtered_in(task, query) and _contains(task, text):
+            if has_words and _filtered_in(task, query) and _contains(task, text, query):
                 found.append((entry, task))
             if len(found) > limit or examined >= SCAN_CAP:
                 exhausted = False
@@ -748,10 +774,21 @@ class InMemoryTaskQueue:
         return TaskPage(items, None, resume)
 
 
-def _contains(task: Task, text: str | None) -> bool:
+def _contains(task: Task, text: str | None, query: TaskQuery) -> bool:
     if text is None:
         return True
+    if query.created_by is not None and _indexed_match(task, text):
+        return True
     return text in f"{task.name} {to_json(task.payload).decode()}".lower()
+
+
+def _indexed_match(task: Task, text: str) -> bool:
+    """queries.py: what a producer's search finds as the indexes would (an id prefix, or
+    every word of the text among the task's words)."""
+    if task.id.lower().startswith(text):
+        return True
+    wanted = set(words(text))
+    return bool(wanted) and wanted <= set(task_tokens(task.name, task.payload))
 
 
 @dataclass

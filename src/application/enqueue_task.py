@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from application.clock import Clock
 from application.registry import TaskRegistry
 from domain.errors import DuplicateTask
 from domain.ports import Enqueued, EnqueueOutcome, ITaskQueue
-from domain.task import Backoff, JSONObject, Task, TaskStatus
+from domain.task import Backoff, JSONObject, Task, TaskStatus, check_configured_queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,7 @@ class EnqueueTask:
 
     Nothing reaches the queue unless every request of the call is valid, so a bulk
     request is accepted or rejected whole; storing is one round trip whatever the size.
+    A task goes only to one of the configured `queues`.
     """
 
     def __init__(
@@ -43,12 +44,15 @@ class EnqueueTask:
         clock: Clock,
         new_id: Callable[[], str],
         default_timeout_ms: int,
+        *,
+        queues: Collection[str],
     ) -> None:
         self._queue = queue
         self._registry = registry
         self._clock = clock
         self._new_id = new_id
         self._default_timeout_ms = default_timeout_ms
+        self._queues = frozenset(queues)
 
     async def execute(self, request: EnqueueRequest) -> Enqueued:
         """One task; `DuplicateTask` if its id is taken by other content."""
@@ -69,6 +73,8 @@ class EnqueueTask:
         task_type = self._registry.get(request.task_name)
         run_at = request.run_at if request.run_at is not None else now + (request.delay_ms or 0)
         run_at = max(run_at, now)
+        queue = request.queue or task_type.queue
+        check_configured_queue(queue, self._queues)
         return Task(
             id=request.task_id or self._new_id(),
             name=task_type.name,
@@ -76,7 +82,7 @@ class EnqueueTask:
             created_at=now,
             run_at=run_at,
             status=TaskStatus.DELAYED if run_at > now else TaskStatus.WAITING,
-            queue=request.queue or task_type.queue,
+            queue=queue,
             priority=_pick(request.priority, task_type.priority),
             max_attempts=_pick(request.attempts, task_type.attempts),
             backoff=request.backoff or task_type.backoff,

@@ -73,6 +73,11 @@ class TaskRegistry:
     def names(self) -> list[str]:
         return sorted(self._types)
 
+    @property
+    def queues(self) -> list[str]:
+        """The queues the task types send their tasks to unless a request says otherwise."""
+        return sorted({task_type.queue for task_type in self._types.values()})
+
     def parse(self, task_type: TaskType, payload: Any) -> BaseModel:
         """Validate a payload against its type's model; `InvalidTask` names the field."""
         try:

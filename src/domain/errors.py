@@ -14,12 +14,11 @@ class TaskNotFound(SchedulerError):
 
 
 class DuplicateTask(SchedulerError):
-    """The id is taken by a task (or a recently removed one) with another name or payload."""
+    """The id is taken by another request's task (or a recently removed one): another name,
+    payload, queue or creator. The message says no more, whoever asks."""
 
     def __init__(self, task_id: str) -> None:
-        super().__init__(
-            f"task id {task_id!r} is already used by a task with a different name or payload"
-        )
+        super().__init__(f"task id {task_id!r} is already used by another task")
         self.task_id = task_id
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from random import Random
@@ -14,7 +15,7 @@ from domain.errors import InvalidTask, InvalidTransition
 JSONObject = dict[str, Any]
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-RESERVED_IDS = frozenset({"bulk", "export", "stats"})
+RESERVED_IDS = frozenset({"bulk", "export", "stats", ".", ".."})  # route words, path steps
 PRIORITY_LIMIT = 1_000_000  # the score packing in the queue leaves 21 bits for priority
 
 
@@ -265,3 +266,10 @@ def check_task_id(task_id: str) -> None:
 def check_queue_name(queue: str) -> None:
     if not ID_PATTERN.fullmatch(queue):
         raise InvalidTask("queue", "must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+
+
+def check_configured_queue(queue: str, configured: Collection[str]) -> None:
+    """Queues are configured, not created by requests: any other name is refused."""
+    check_queue_name(queue)
+    if queue not in configured:
+        raise InvalidTask("queue", f"{queue!r} is not a configured queue")

@@ -17,6 +17,11 @@ def build_registry(settings: Settings) -> TaskRegistry:
     return registry
 
 
+def configured_queues(settings: Settings, registry: TaskRegistry) -> list[str]:
+    """QUEUES when set; otherwise `default` and every queue a loaded task type names."""
+    return settings.queue_list or sorted({"default", *registry.queues})
+
+
 def smtp_config(settings: Settings) -> SmtpConfig:
     return SmtpConfig(
         host=settings.smtp_host,

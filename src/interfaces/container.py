@@ -38,7 +38,7 @@ from infrastructure.redis.client import create_blocking_redis, create_lock_redis
 from infrastructure.redis.queue import RedisTaskQueue
 from infrastructure.redis.templates import RedisTemplateStore
 from infrastructure.redis.workers import RedisWorkerRegistry
-from infrastructure.registry import build_registry
+from infrastructure.registry import build_registry, configured_queues
 from infrastructure.settings import Settings
 
 
@@ -98,9 +98,13 @@ def _retention(settings: Settings) -> Retention:
 
 
 async def _queue(
-    client: Redis, blocking_client: Redis, idempotency_window_ms: int, locks: RedlockService
+    client: Redis,
+    blocking_client: Redis,
+    idempotency_window_ms: int,
+    locks: RedlockService,
+    queues: list[str],
 ) -> AsyncIterator[RedisTaskQueue]:
-    queue = RedisTaskQueue(client, blocking_client, idempotency_window_ms, locks)
+    queue = RedisTaskQueue(client, blocking_client, idempotency_window_ms, locks, queues)
     try:
         yield queue
     finally:
@@ -127,6 +131,7 @@ class Container(containers.DeclarativeContainer):
     )
 
     registry = providers.Singleton(build_registry, settings=settings)
+    queues = providers.Singleton(configured_queues, settings=settings, registry=registry)
     locks = providers.Singleton(RedlockService, masters=lock_masters)
     queue = providers.Resource(
         _queue,
@@ -134,6 +139,7 @@ class Container(containers.DeclarativeContainer):
         blocking_client=blocking_redis,
         idempotency_window_ms=settings.provided.idempotency_window_ms,
         locks=locks,
+        queues=queues,
     )
     audit_log = providers.Singleton(RedisAuditLog, client=redis)
 
@@ -144,6 +150,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         new_id=providers.Object(new_task_id),
         default_timeout_ms=settings.provided.default_timeout_ms,
+        queues=queues,
     )
     get_task = providers.Factory(GetTask, queue=queue)
     delete_task = providers.Factory(DeleteTask, queue=queue, clock=clock, audit=audit_log)
@@ -155,7 +162,9 @@ class Container(containers.DeclarativeContainer):
     list_tasks = providers.Factory(ListTasks, queue=queue)
     export_tasks = providers.Factory(ExportTasks, queue=queue)
     get_stats = providers.Factory(GetStats, queue=queue, clock=clock)
-    pause_queue = providers.Factory(PauseQueue, queue=queue, clock=clock, audit=audit_log)
+    pause_queue = providers.Factory(
+        PauseQueue, queue=queue, queues=queues, clock=clock, audit=audit_log
+    )
     get_batch = providers.Factory(GetBatch, queue=queue)
     worker_registry = providers.Singleton(RedisWorkerRegistry, client=redis)
     watch_events = providers.Factory(WatchEvents, queue=queue)

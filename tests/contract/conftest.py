@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from application.clock import system_clock
 from domain.ports import ITaskQueue
 from infrastructure.redis.queue import RedisTaskQueue
-from tests.contract.queue_support import WINDOW_MS, MakeQueue
+from tests.contract.queue_support import CONFIGURED, WINDOW_MS, MakeQueue
 from tests.fakes import InMemoryTaskQueue
 
 
@@ -27,13 +27,13 @@ async def redis_queues() -> AsyncIterator[list[RedisTaskQueue]]:
 def make_queue(request: pytest.FixtureRequest) -> MakeQueue:
     """Adapters with a given idempotency window, all over one store."""
     if request.param == "fake":
-        return lambda window_ms: InMemoryTaskQueue(window_ms, clock=system_clock)
+        return lambda window_ms: InMemoryTaskQueue(window_ms, system_clock, CONFIGURED)
     client: Redis = request.getfixturevalue("redis")
     blocking: Redis = request.getfixturevalue("blocking_redis")
     made: list[RedisTaskQueue] = request.getfixturevalue("redis_queues")  # after the clients
 
     def make(window_ms: int) -> ITaskQueue:
-        made.append(RedisTaskQueue(client, blocking, idempotency_window_ms=window_ms))
+        made.append(RedisTaskQueue(client, blocking, window_ms, queues=CONFIGURED))
         return made[-1]
 
     return make

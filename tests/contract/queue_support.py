@@ -16,6 +16,12 @@ WINDOW_MS = 60_000
 # on another database of the same server would otherwise see this run's events.
 RUN = f"{os.getpid():x}"
 QUEUE = f"contract-{RUN}"
+OTHER = f"other-{RUN}"
+OPS_OTHER = f"contract-other-{RUN}"
+PROBED = f"xdb-probe-{RUN}"
+QA, QB, QC = f"list-a-{RUN}", f"list-b-{RUN}", f"list-c-{RUN}"
+# The queues both adapters are configured with: listings and stats cover these alone.
+CONFIGURED = (QUEUE, OTHER, OPS_OTHER, PROBED, QA, QB, QC)
 WAIT_S = 5.0  # bound on every wait for something pushed
 
 MakeQueue = Callable[[int], ITaskQueue]

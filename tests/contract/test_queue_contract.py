@@ -13,8 +13,8 @@ from domain.ports import EnqueueOutcome, ITaskQueue
 from domain.task import TaskError, TaskStatus
 from tests.contract.queue_support import (
     LEASE_MS,
+    OTHER,
     QUEUE,
-    RUN,
     T0,
     MakeQueue,
     claim,
@@ -24,8 +24,6 @@ from tests.contract.queue_support import (
     make_task,
 )
 from tests.fakes import eventually
-
-OTHER = f"other-{RUN}"
 
 # --- storing and reading ------------------------------------------------------------------
 
@@ -372,21 +370,71 @@ async def test_a_bulk_over_two_queues_answers_in_request_order(queue: ITaskQueue
     await queue.enqueue([make_task("x", queue=OTHER)])
     tasks = [
         make_task("x", queue=OTHER, payload={"n": 9}),
-        make_task("x"),
+        make_task("w"),
         make_task("y", queue=OTHER),
-        make_task("x"),
+        make_task("w"),
+        make_task("x", queue=OTHER),
     ]
 
     results = await queue.enqueue(tasks)
 
     assert [(r.task.id, r.task.queue, r.outcome) for r in results] == [
         ("x", OTHER, EnqueueOutcome.CONFLICT),
-        ("x", QUEUE, EnqueueOutcome.CREATED),
+        ("w", QUEUE, EnqueueOutcome.CREATED),
         ("y", OTHER, EnqueueOutcome.CREATED),
-        ("x", QUEUE, EnqueueOutcome.EXISTING),
+        ("w", QUEUE, EnqueueOutcome.EXISTING),
+        ("x", OTHER, EnqueueOutcome.EXISTING),
     ]
     assert (await queue.get("x", OTHER)).payload == {"n": 1}
-    assert (await queue.get("x", QUEUE)).queue == QUEUE
+
+
+async def test_an_id_names_one_task_across_queues(queue: ITaskQueue) -> None:
+    await queue.enqueue([make_task("x", queue=OTHER)])
+
+    (same_content,) = await queue.enqueue([make_task("x")])
+    both = await queue.enqueue([make_task("z"), make_task("z", queue=OTHER)])
+
+    assert same_content.outcome is EnqueueOutcome.CONFLICT
+    assert [r.outcome for r in both] == [EnqueueOutcome.CREATED, EnqueueOutcome.CONFLICT]
+    assert (await queue.get("x")).queue == OTHER  # found by the id index, one lookup
+    assert (await queue.get("z")).queue == QUEUE
+    with pytest.raises(TaskNotFound):
+        await queue.get("x", QUEUE)
+
+
+async def test_a_removed_id_stays_reserved_for_its_own_queue_alone(queue: ITaskQueue) -> None:
+    await queue.enqueue([make_task("x", queue=OTHER)])
+    await queue.remove(await queue.get("x"))
+
+    (elsewhere,) = await queue.enqueue([make_task("x")])
+    (again,) = await queue.enqueue([make_task("x", queue=OTHER)])
+
+    assert elsewhere.outcome is EnqueueOutcome.CONFLICT
+    assert again.outcome is EnqueueOutcome.REMOVED
+    with pytest.raises(TaskNotFound):
+        await queue.get("x")
+
+
+async def test_the_same_request_from_another_creator_is_a_conflict(queue: ITaskQueue) -> None:
+    """Whether a guessed payload is right must not show: another creator's identical
+    request conflicts like a different one, before and after the task is removed."""
+    await queue.enqueue([make_task("x", created_by="alice")])
+    theirs = make_task("x", created_by="mallory")
+    wrong_guess = make_task("x", created_by="mallory", payload={"n": 2})
+
+    assert [r.outcome for r in await queue.enqueue([theirs, wrong_guess])] == [
+        EnqueueOutcome.CONFLICT,
+        EnqueueOutcome.CONFLICT,
+    ]
+    (mine,) = await queue.enqueue([make_task("x", created_by="alice")])
+    assert mine.outcome is EnqueueOutcome.EXISTING
+    await queue.remove(await queue.get("x"))
+    assert [r.outcome for r in await queue.enqueue([theirs, wrong_guess])] == [
+        EnqueueOutcome.CONFLICT,
+        EnqueueOutcome.CONFLICT,
+    ]
+    (mine,) = await queue.enqueue([make_task("x", created_by="alice")])
+    assert mine.outcome is EnqueueOutcome.REMOVED
 
 
 async def test_the_same_id_twice_in_one_bulk_is_stored_once(queue: ITaskQueue) -> None:

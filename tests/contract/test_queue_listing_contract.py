@@ -12,9 +12,19 @@ import pytest
 from domain.errors import InvalidTask
 from domain.ports import ITaskQueue, QueueStats, TaskPage, TaskQuery
 from domain.task import Task, TaskStatus
-from tests.contract.queue_support import LEASE_MS, RUN, T0, claim, failure, make_task
+from tests.contract.queue_support import (
+    CONFIGURED,
+    LEASE_MS,
+    QA,
+    QB,
+    QC,
+    QUEUE,
+    T0,
+    claim,
+    failure,
+    make_task,
+)
 
-QA, QB, QC = f"list-a-{RUN}", f"list-b-{RUN}", f"list-c-{RUN}"
 COUNT = 250
 GROUP = 5  # tasks of one queue created in the same millisecond
 
@@ -194,15 +204,21 @@ async def test_a_cursor_that_was_not_handed_out_is_invalid(queue: ITaskQueue) ->
 
 async def test_an_empty_store_lists_nothing(queue: ITaskQueue) -> None:
     assert await queue.list_tasks(TaskQuery()) == TaskPage([], 0, None)
-    assert await queue.list_tasks(TaskQuery(queue="nope", search="x")) == TaskPage([], None, None)
+    for query in (TaskQuery(queue="nope"), TaskQuery(queue="nope", search="x")):
+        with pytest.raises(InvalidTask) as refused:  # queues are configured, never made up
+            await queue.list_tasks(query)
+        assert refused.value.field == "queue"
 
 
-async def test_the_same_id_in_two_queues_is_listed_twice_by_cursor(queue: ITaskQueue) -> None:
-    await queue.enqueue([make_task("same", queue=QA), make_task("same", queue=QB)])
+async def test_tasks_of_one_score_in_two_queues_are_both_listed_by_cursor(
+    queue: ITaskQueue,
+) -> None:
+    # The first task of each queue in one millisecond: equal scores, told apart by id.
+    await queue.enqueue([make_task("a", queue=QA), make_task("b", queue=QB)])
 
     pages = await by_cursor(queue, TaskQuery(limit=1))
 
-    assert sorted((t.id, t.queue) for t in items(pages)) == [("same", QA), ("same", QB)]
+    assert sorted((t.id, t.queue) for t in items(pages)) == [("a", QA), ("b", QB)]
 
 
 async def test_tasks_of_one_millisecond_list_in_creation_order(queue: ITaskQueue) -> None:
@@ -355,7 +371,7 @@ async def test_stats_count_per_queue_status_and_type(queue: ITaskQueue) -> None:
 
     stats = {s.queue: s for s in await queue.stats(NOW)}
 
-    assert sorted(stats) == [QA, QB, QC]
+    assert sorted(stats) == sorted(CONFIGURED)  # every configured queue, used or not
     a = stats[QA]
     assert not a.paused
     assert a.counts == counts(waiting=1, delayed=1, active=1, completed=1, failed=1)
@@ -367,7 +383,13 @@ async def test_stats_count_per_queue_status_and_type(queue: ITaskQueue) -> None:
     assert a.durations_ms == {"alpha": [], "beta": [1_000], "echo": []}
     assert stats[QB].counts == counts(waiting=1)
     assert stats[QC] == QueueStats(QC, True, counts(), {}, {}, 0, 0)
+    assert stats[QUEUE] == QueueStats(QUEUE, False, counts(), {}, {}, 0, 0)
     assert w2.status is TaskStatus.ACTIVE
+
+
+async def stats_of(queue: ITaskQueue, name: str) -> QueueStats:
+    (found,) = [stats for stats in await queue.stats(NOW) if stats.queue == name]
+    return found
 
 
 def counts(**by_status: int) -> dict[TaskStatus, int]:
@@ -386,7 +408,7 @@ async def test_stats_keep_recent_durations_and_throughput(queue: ITaskQueue) -> 
     await queue.settle(fast.complete(None, T0 + 1_000))
     await queue.settle(slow.complete(None, T0 + 3_000))
 
-    (stats,) = await queue.stats(NOW)
+    stats = await stats_of(queue, QA)
 
     assert stats.durations_ms == {"echo": [3_000, 1_000]}  # newest first
     assert stats.finished_last_minute == 2 + 6 // 6
@@ -399,14 +421,14 @@ async def test_stats_follow_removals_and_pauses(queue: ITaskQueue) -> None:
     await queue.remove(await queue.get("t1"))
     await queue.set_paused(QA, True)
 
-    (stats,) = await queue.stats(NOW)
+    stats = await stats_of(queue, QA)
     assert (stats.paused, stats.counts, stats.type_counts) == (
         True,
         counts(waiting=1),
         {"echo": counts(waiting=1)},
     )
     await queue.set_paused(QA, False)
-    assert not (await queue.stats(NOW))[0].paused
+    assert not (await stats_of(queue, QA)).paused
     assert (await queue.claim(QA, "w", 1, LEASE_MS, T0)).tasks[0].id == "t2"
 
 
@@ -417,3 +439,26 @@ async def test_an_id_prefix_search_counts_every_match(queue: ITaskQueue) -> None
 
     assert last.total == 250
     assert ids(last.items) == [f"order-{n:03}" for n in range(49, -1, -1)]
+
+
+async def test_a_producer_s_search_finds_and_counts_only_its_own_tasks(queue: ITaskQueue) -> None:
+    await queue.enqueue(
+        [
+            make_task("order-1", created_by="alice", payload={"word": "receipt"}),
+            make_task("order-2", created_by="bob", payload={"word": "invoice"}),
+            make_task("order-3", created_by="alice", payload={"word": "invoice"}),
+        ]
+    )
+
+    def alice(text: str) -> TaskQuery:
+        return TaskQuery(search=text, created_by="alice")
+
+    by_id, by_word = (
+        await queue.list_tasks(alice("order-")),
+        await queue.list_tasks(alice("invoice")),
+    )
+    theirs = await queue.list_tasks(alice("order-2"))
+
+    assert (ids(by_id.items), by_id.total) == (["order-3", "order-1"], None)
+    assert (ids(by_word.items), by_word.total) == (["order-3"], None)
+    assert theirs == TaskPage([], None, None)  # bob's id reads as if it did not exist

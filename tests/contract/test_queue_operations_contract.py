@@ -21,9 +21,11 @@ from infrastructure.redis.client import database_of
 from infrastructure.redis.keys import keys_of
 from infrastructure.redis.queue import RedisTaskQueue
 from tests.contract.queue_support import (
+    CONFIGURED,
     LEASE_MS,
+    OPS_OTHER,
+    PROBED,
     QUEUE,
-    RUN,
     T0,
     WAIT_S,
     WINDOW_MS,
@@ -33,9 +35,6 @@ from tests.contract.queue_support import (
     failure,
     make_task,
 )
-
-OTHER = f"contract-other-{RUN}"
-PROBED = f"xdb-probe-{RUN}"
 
 
 async def finished_task(queue: ITaskQueue, task_id: str, status: TaskStatus, at: int) -> Task:
@@ -269,7 +268,7 @@ async def test_a_kill_reaches_the_stop_requests_of_its_queue(queue: ITaskQueue) 
     probe = await enqueue_claimed(queue, "probe")
     target = await enqueue_claimed(queue, "target")
 
-    async with stop_stream(queue, [OTHER, QUEUE]) as stream:
+    async with stop_stream(queue, [OPS_OTHER, QUEUE]) as stream:
         await stream.ready(probe)
         await queue.change(target.killed(T0 + 5), target, stop=StopKind.KILL)
 
@@ -278,17 +277,17 @@ async def test_a_kill_reaches_the_stop_requests_of_its_queue(queue: ITaskQueue) 
 
 async def test_stop_requests_of_other_queues_are_not_delivered(queue: ITaskQueue) -> None:
     probe = await enqueue_claimed(queue, "probe")
-    elsewhere = await enqueue_claimed(queue, "elsewhere", queue=OTHER)
-    elsewhere_probe = await enqueue_claimed(queue, "elsewhere-probe", queue=OTHER)
+    elsewhere = await enqueue_claimed(queue, "elsewhere", queue=OPS_OTHER)
+    elsewhere_probe = await enqueue_claimed(queue, "elsewhere-probe", queue=OPS_OTHER)
 
-    async with stop_stream(queue, [QUEUE]) as mine, stop_stream(queue, [OTHER]) as theirs:
+    async with stop_stream(queue, [QUEUE]) as mine, stop_stream(queue, [OPS_OTHER]) as theirs:
         await mine.ready(probe)
         await theirs.ready(elsewhere_probe)
         await queue.change(elsewhere.killed(T0 + 5), elsewhere, stop=StopKind.KILL)
         await queue.request_cancel(probe)  # then one for `mine`, which must come first
 
         assert await theirs.next_other_than(elsewhere_probe) == StopRequest(
-            "elsewhere", OTHER, StopKind.KILL
+            "elsewhere", OPS_OTHER, StopKind.KILL
         )
         assert await mine.next() == StopRequest("probe", QUEUE, StopKind.CANCEL)
 
@@ -399,14 +398,14 @@ async def test_wait_finished_of_a_task_removed_meanwhile_raises_task_not_found(
 
 async def test_a_paused_queue_hands_out_nothing_until_resumed(queue: ITaskQueue) -> None:
     await queue.enqueue([make_task("a"), make_task("later", run_at=T0 + 100)])
-    await queue.enqueue([make_task("elsewhere", queue=OTHER)])
+    await queue.enqueue([make_task("elsewhere", queue=OPS_OTHER)])
 
     await queue.set_paused(QUEUE, True)
 
     batch = await queue.claim(QUEUE, "w", 5, LEASE_MS, T0 + 200)
     assert (batch.tasks, batch.next_due_at) == ([], None)
     assert (await queue.get("later")).status is TaskStatus.WAITING  # due: promoted anyway
-    assert [t.id for t in await claim(queue, 5, T0 + 200, OTHER)] == ["elsewhere"]
+    assert [t.id for t in await claim(queue, 5, T0 + 200, OPS_OTHER)] == ["elsewhere"]
     await queue.set_paused(QUEUE, True)  # pausing twice is harmless
     await queue.set_paused(QUEUE, False)
     assert [t.id for t in await claim(queue, limit=5, now=T0 + 200)] == ["a", "later"]
@@ -490,21 +489,27 @@ async def test_swept_ids_stay_reserved_like_removed_ones(queue: ITaskQueue) -> N
     await finished_task(queue, "t2", TaskStatus.COMPLETED, T0)
     assert await queue.sweep(QUEUE, {TaskStatus.COMPLETED: T0 + 1}, 10) == 2
 
-    results = await queue.enqueue([make_task("t1"), make_task("t2", payload={"n": 2})])
+    results = await queue.enqueue(
+        [make_task("t1"), make_task("t2", payload={"n": 2}), make_task("t1", queue=OPS_OTHER)]
+    )
 
-    assert [r.outcome for r in results] == [EnqueueOutcome.REMOVED, EnqueueOutcome.CONFLICT]
+    assert [r.outcome for r in results] == [
+        EnqueueOutcome.REMOVED,
+        EnqueueOutcome.CONFLICT,
+        EnqueueOutcome.CONFLICT,  # reserved deployment-wide, not only in its queue
+    ]
     for task_id in ("t1", "t2"):
         with pytest.raises(TaskNotFound):
             await queue.get(task_id)
 
 
 async def test_sweep_keeps_to_its_queue(queue: ITaskQueue) -> None:
-    task = await enqueue_claimed(queue, "t1", queue=OTHER)
+    task = await enqueue_claimed(queue, "t1", queue=OPS_OTHER)
     await queue.settle(task.complete(None, T0))
 
     assert await queue.sweep(QUEUE, {TaskStatus.COMPLETED: T0 + 1}, 10) == 0
     assert await queue.sweep("never-used", {TaskStatus.COMPLETED: T0 + 1}, 10) == 0
-    assert (await queue.get("t1", OTHER)).status is TaskStatus.COMPLETED
+    assert (await queue.get("t1", OPS_OTHER)).status is TaskStatus.COMPLETED
 
 
 # --- batches -------------------------------------------------------------------------------
@@ -512,7 +517,7 @@ async def test_sweep_keeps_to_its_queue(queue: ITaskQueue) -> None:
 
 async def test_a_batch_gathers_its_tasks_as_they_are_now(queue: ITaskQueue) -> None:
     await queue.enqueue([make_task("old")])
-    tasks = [make_task("b1"), make_task("b2", queue=OTHER), make_task("old"), make_task("b3")]
+    tasks = [make_task("b1"), make_task("b2", queue=OPS_OTHER), make_task("old"), make_task("b3")]
 
     results = await queue.enqueue(tasks, batch_id="batch-1")
 
@@ -523,7 +528,7 @@ async def test_a_batch_gathers_its_tasks_as_they_are_now(queue: ITaskQueue) -> N
     gathered = await queue.batch("batch-1")
     assert [(t.id, t.queue) for t in gathered] == [
         ("b1", QUEUE),
-        ("b2", OTHER),
+        ("b2", OPS_OTHER),
         ("old", QUEUE),
         ("b3", QUEUE),
     ]
@@ -547,7 +552,7 @@ async def test_an_unknown_batch_raises_task_not_found(queue: ITaskQueue) -> None
 
 
 async def test_an_enqueue_without_batch_id_records_no_batch(queue: ITaskQueue) -> None:
-    await queue.enqueue([make_task("t1"), make_task("t2", queue=OTHER)])
+    await queue.enqueue([make_task("t1"), make_task("t2", queue=OPS_OTHER)])
 
     with pytest.raises(TaskNotFound):
         await queue.batch("t1")
@@ -565,7 +570,7 @@ async def test_a_conflicting_task_is_not_part_of_the_batch(queue: ITaskQueue) ->
 async def test_redis_an_empty_enqueue_with_a_batch_id_stores_nothing(
     redis: Redis, blocking_redis: Redis
 ) -> None:
-    queue = RedisTaskQueue(redis, blocking_redis, idempotency_window_ms=WINDOW_MS)
+    queue = RedisTaskQueue(redis, blocking_redis, WINDOW_MS, queues=CONFIGURED)
 
     assert await queue.enqueue([], batch_id="empty") == []
     with pytest.raises(TaskNotFound):
@@ -652,7 +657,7 @@ async def another_database(redis: Redis, redis_url: str) -> AsyncIterator[tuple[
 async def test_redis_stop_requests_of_another_database_are_not_delivered(
     redis: Redis, blocking_redis: Redis, redis_url: str
 ) -> None:
-    queue = RedisTaskQueue(redis, blocking_redis, idempotency_window_ms=WINDOW_MS)
+    queue = RedisTaskQueue(redis, blocking_redis, WINDOW_MS, queues=CONFIGURED)
     probe = await enqueue_claimed(queue, "probe", queue=PROBED)
     mine = await enqueue_claimed(queue, "mine", queue=PROBED)
     async with (
@@ -672,7 +677,7 @@ async def test_redis_stop_requests_of_another_database_are_not_delivered(
 async def test_redis_events_of_another_database_are_not_delivered(
     redis: Redis, blocking_redis: Redis, redis_url: str
 ) -> None:
-    queue = RedisTaskQueue(redis, blocking_redis, idempotency_window_ms=WINDOW_MS)
+    queue = RedisTaskQueue(redis, blocking_redis, WINDOW_MS, queues=CONFIGURED)
     feed = await queue.events()
     try:
         async with another_database(redis, redis_url) as (elsewhere, other):

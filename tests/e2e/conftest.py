@@ -85,6 +85,7 @@ class Cluster:
         self.env = dict(
             os.environ,
             REDIS_URL=TEST_REDIS_URL,
+            QUEUES="default,other",
             LOCK_TTL_MS=str(LOCK_TTL_MS),
             FILES_BASE_DIR=str(tmp_path / "files"),
             SHUTDOWN_GRACE_MS="5000",

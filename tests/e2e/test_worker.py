@@ -132,3 +132,9 @@ def test_every_line_a_worker_prints_is_json_with_task_fields(cluster: Cluster) -
     assert outcome["queue"] == "default"
     assert outcome["attempt"] == 1
     assert outcome["worker_id"]
+
+
+def test_a_worker_asked_for_a_queue_that_is_not_configured_exits_2(cluster: Cluster) -> None:
+    proc = cluster.start("worker", "--queues", "default,made-up")
+    assert proc.wait() == 2
+    assert "made-up: not configured (QUEUES: default,other)" in proc.log.read_text()

@@ -44,6 +44,7 @@ def value(found: Samples, name: str, **labels: str) -> float | None:
 
 
 async def make_client(redis_url: str, files: Path, **overrides: Any) -> tuple[Client, Container]:
+    overrides.setdefault("queues", "default,slow")
     settings = Settings(redis_url=redis_url, files_base_dir=files, **overrides)
     container = Container()
     container.settings.override(providers.Object(settings))

@@ -139,10 +139,14 @@ class Api:
 Factory = Callable[..., AbstractAsyncContextManager[Api]]
 
 
+CONFIGURED_QUEUES = "default,slow,later,batch,elsewhere,other,reports"
+
+
 @pytest.fixture
 def make_api(redis: Redis, redis_url: str, tmp_path: Path) -> Factory:
     @asynccontextmanager
     async def make(headers: dict[str, str] | None = None, **overrides: Any) -> AsyncIterator[Api]:
+        overrides.setdefault("queues", CONFIGURED_QUEUES)
         settings = Settings(redis_url=redis_url, files_base_dir=tmp_path / "files", **overrides)
         container = Container()
         container.settings.override(providers.Object(settings))
@@ -757,6 +761,28 @@ async def test_pausing_a_badly_named_queue_is_422(api: Api) -> None:
     assert response.json()["error"] == "invalid_request"
 
 
+async def test_queues_are_configured_not_created_by_requests(api: Api, redis: Redis) -> None:
+    """Any queue QUEUES does not list is a 422 naming `queue`, and leaves no trace."""
+    attempts = [
+        await api.client.post(
+            "/api/tasks", json={"taskName": "echo", "queue": "made-up"}, headers=api.headers
+        ),
+        await api.client.post(
+            "/api/tasks/bulk",
+            json={"tasks": [{"taskName": "echo"}, {"taskName": "echo", "queue": "made-up"}]},
+            headers=api.headers,
+        ),
+        await api.post("/api/queues/made-up/pause"),
+        await api.get("/api/tasks", queue="made-up"),
+    ]
+    for response in attempts:
+        assert response.status_code == 422, response.text
+        assert "queue" in response.json()["fields"]
+    assert "made-up" not in (await api.get("/api/stats")).json()["queues"]
+    assert await redis.keys("*made-up*") == []
+    assert await api.ids() == []  # the bulk stored nothing, not even its valid task
+
+
 # --- stats ------------------------------------------------------------------------------
 
 
@@ -803,7 +829,9 @@ async def test_stats_count_every_status_queue_and_type(api: Api) -> None:
 async def test_stats_of_an_empty_system(api: Api) -> None:
     stats = (await api.get("/api/stats")).json()
     assert stats["waiting"] == stats["active"] == stats["completed"] == 0
-    assert stats["queues"] == {}
+    statuses = ("waiting", "active", "completed", "failed", "delayed", "cancelled")
+    empty = dict.fromkeys(statuses, 0) | {"paused": False}
+    assert stats["queues"] == dict.fromkeys(CONFIGURED_QUEUES.split(","), empty)
     assert stats["taskTypes"] == {}
     assert stats["throughput"] == {"lastMinute": 0, "lastHour": 0}
 
@@ -934,17 +962,17 @@ async def test_audit_records_who_retried_cancelled_and_killed(secured: Api) -> N
 
 
 async def test_audit_is_paged_by_its_cursor(secured: Api) -> None:
-    for queue in ("a", "b", "c"):
+    for queue in ("other", "batch", "slow"):
         await secured.post(f"/api/queues/{queue}/pause")
     first = (await secured.get("/api/audit", limit=2)).json()
-    assert [e["target"] for e in first["items"]] == ["c", "b"]
+    assert [e["target"] for e in first["items"]] == ["slow", "batch"]
     rest = (await secured.get("/api/audit", limit=2, before=first["nextCursor"])).json()
-    assert [e["target"] for e in rest["items"]] == ["a"]
+    assert [e["target"] for e in rest["items"]] == ["other"]
     assert rest["nextCursor"] is None
 
 
 async def test_the_oldest_possible_audit_cursor_is_an_empty_page(secured: Api) -> None:
-    await secured.post("/api/queues/a/pause")
+    await secured.post("/api/queues/other/pause")
     response = await secured.get("/api/audit", before="0-0")
     assert response.status_code == 200, response.text
     assert response.json() == {"items": [], "nextCursor": None}
@@ -1101,3 +1129,49 @@ async def test_re_enqueueing_another_key_s_id_does_not_reveal_its_task(secured: 
     assert "s3cr3t" not in again.text
     bulk = await client.post("/api/tasks/bulk", json={"tasks": [body]}, headers=PRODUCER)
     assert "s3cr3t" not in bulk.text
+
+
+async def test_a_guessed_payload_reads_the_same_right_or_wrong(secured: Api) -> None:
+    """Seed 000's answer and a bulk item are the same 409/conflict whether another key's
+    task payload was guessed right or not, and stay so after the task is removed."""
+    client = secured.client
+    right = {"taskName": "echo", "payload": {"n": 1}, "customJobId": "guess-me"}
+    wrong = {**right, "payload": {"n": 2}}
+    assert (await client.post("/api/tasks", json=right, headers=OTHER_PRODUCER)).status_code == 202
+
+    async def answers() -> list[Any]:
+        seen = []
+        for body in (right, wrong):
+            seed = await client.post("/tasks", json=body, headers=PRODUCER)
+            bulk = await client.post("/api/tasks/bulk", json={"tasks": [body]}, headers=PRODUCER)
+            seen.append((seed.status_code, seed.json(), [item for item in bulk.json()["tasks"]]))
+        return seen
+
+    before = await answers()
+    assert before[0] == before[1]
+    assert before[0][0] == 409
+    assert before[0][2] == [{"id": "guess-me", "status": "conflict", "task": None}]
+    assert (await secured.delete("/api/tasks/guess-me")).status_code == 204
+    after = await answers()
+    assert after[0] == after[1] == before[0]
+
+
+async def test_an_id_in_another_queue_is_a_409_and_the_first_owner_keeps_it(api: Api) -> None:
+    body = {"taskName": "echo", "payload": {"n": 1}, "customJobId": "one-id"}
+    first = await api.enqueue(**body, queue="reports")
+    elsewhere = await api.client.post("/api/tasks", json={**body, "queue": "other"})
+    assert elsewhere.status_code == 409, elsewhere.text
+    assert (await api.get("/api/tasks/one-id")).json()["queue"] == "reports"
+    assert (await api.get("/api/tasks/one-id")).json()["id"] == first["id"]
+    again = await api.client.post("/api/tasks", json={**body, "queue": "reports"})
+    assert again.status_code == 200  # the identical request: the existing task
+    assert [task["queue"] for task in (await api.listing())["items"]] == ["reports"]
+
+
+@pytest.mark.parametrize("task_id", [".", ".."])
+async def test_dot_ids_are_refused(api: Api, task_id: str) -> None:
+    response = await api.client.post(
+        "/api/tasks", json={"taskName": "echo", "payload": {}, "customJobId": task_id}
+    )
+    assert response.status_code == 422
+    assert "customJobId" in response.json()["fields"]

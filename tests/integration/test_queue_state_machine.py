@@ -88,7 +88,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.client: Redis = self.run(_connect(self.redis_url))
         self.run(self.client.flushdb())
         self.blocking: Redis = self.run(_connect(self.redis_url, blocking=True))
-        self.queue = RedisTaskQueue(self.client, self.blocking, idempotency_window_ms=WINDOW_MS)
+        self.queue = RedisTaskQueue(self.client, self.blocking, WINDOW_MS, queues=[QUEUE])
         self.now = T0
         self.seq = 0
         self.fence = 0

@@ -42,7 +42,6 @@ from schemathesis.specs.openapi.checks import (
 from application.change_task import Action, ChangeTask
 from domain.task import Task, TaskStatus
 from infrastructure.redis.client import create_blocking_redis, create_redis
-from infrastructure.redis.keys import QUEUES
 from infrastructure.redis.queue import RedisTaskQueue
 from infrastructure.settings import Settings
 from interfaces.container import Container, new_task_id
@@ -56,11 +55,14 @@ STREAM_EXAMPLES = {("GET", "/api/events"): 3}
 CALL_TIMEOUT_S = 2.0  # an event stream (GET /api/events) is cut there, with what it sent
 KINDS = ["waiting", "delayed", "active", "completed", "failed", "cancelled"]
 TASK_PARAMETERS = ("task_id", "job_id")
+QUEUE_NAMES = ("default", "seeded")
 Check = Callable[..., Any]
 
 
 def make_app(files: Path) -> Litestar:
-    settings_ = Settings(redis_url=TEST_REDIS_URL, files_base_dir=files, api_keys="")
+    settings_ = Settings(
+        redis_url=TEST_REDIS_URL, files_base_dir=files, api_keys="", queues=",".join(QUEUE_NAMES)
+    )
     container = Container()
     container.settings.override(providers.Object(settings_))
     return create_app(container)
@@ -99,7 +101,7 @@ class Seeder:
 
     async def _seed(self) -> dict[str, str]:
         await self._client.flushdb()
-        queue = RedisTaskQueue(self._client, self._blocking, 60_000)
+        queue = RedisTaskQueue(self._client, self._blocking, 60_000, queues=QUEUE_NAMES)
         now = now_ms()
 
         def task(queue: str = "default", run_at: int = now, **changes: Any) -> Task:
@@ -110,7 +112,6 @@ class Seeder:
         running = {"active": task("seeded"), "completed": task("seeded")}
         batch_id = new_task_id()
         await queue.enqueue([*plain.values(), *running.values()], batch_id)
-        await self._client.sadd(QUEUES, "default", "seeded")
         claimed = await queue.claim("seeded", "seeder", 10, 60_000, now)
         by_id = {claimed_task.id: claimed_task for claimed_task in claimed.tasks}
         await queue.settle(by_id[running["completed"].id].complete({"ok": True}, now_ms()))

@@ -34,9 +34,12 @@ def plain(payload: Greeting, ctx: TaskContext) -> None:
     return None
 
 
+QUEUES = ("default", "greetings", "elsewhere")
+
+
 @pytest.fixture
 def queue() -> InMemoryTaskQueue:
-    return InMemoryTaskQueue(60_000, ManualClock(NOW))
+    return InMemoryTaskQueue(60_000, ManualClock(NOW), queues=QUEUES)
 
 
 @pytest.fixture
@@ -56,7 +59,9 @@ def enqueue(queue: InMemoryTaskQueue) -> EnqueueTask:
         TaskType("plain", Greeting, plain),
     )
     ids = (f"gen-{n}" for n in itertools.count(1))
-    return EnqueueTask(queue, registry, ManualClock(NOW), lambda: next(ids), DEFAULT_TIMEOUT_MS)
+    return EnqueueTask(
+        queue, registry, ManualClock(NOW), lambda: next(ids), DEFAULT_TIMEOUT_MS, queues=QUEUES
+    )
 
 
 async def test_a_request_gets_its_task_types_defaults(
@@ -282,3 +287,27 @@ async def test_a_removed_id_answers_removed_without_raising(
         await enqueue.execute(EnqueueRequest("greet", {"x": 3}, task_id="t1"))
     with pytest.raises(TaskNotFound):
         await queue.get("t1")
+
+
+async def test_a_queue_that_is_not_configured_is_refused_and_nothing_is_stored(
+    enqueue: EnqueueTask, queue: InMemoryTaskQueue
+) -> None:
+    good = EnqueueRequest("plain", {"x": 1}, task_id="fine")
+    bad = EnqueueRequest("plain", {"x": 2}, task_id="astray", queue="made-up")
+    with pytest.raises(InvalidTask) as refused:
+        await enqueue.execute_many([good, bad])
+    assert refused.value.field == "queue"
+    for task_id in ("fine", "astray"):
+        with pytest.raises(TaskNotFound):
+            await queue.get(task_id)
+
+
+async def test_a_task_type_s_queue_must_be_configured_too(queue: InMemoryTaskQueue) -> None:
+    registry = TaskRegistry()
+    registry.add(TaskType("greet", Greeting, greet, queue="greetings"))
+    only_default = EnqueueTask(
+        queue, registry, ManualClock(NOW), lambda: "x", DEFAULT_TIMEOUT_MS, queues=["default"]
+    )
+    with pytest.raises(InvalidTask) as refused:
+        await only_default.execute(EnqueueRequest("greet", {}))
+    assert refused.value.fields == {"queue": "'greetings' is not a configured queue"}

@@ -47,7 +47,7 @@ def task(task_id: str, name: str, queue: str) -> Task:
 
 
 async def test_stats_add_up_queues_and_merge_task_types() -> None:
-    queue = InMemoryTaskQueue(60_000)
+    queue = InMemoryTaskQueue(60_000, queues=("q1", "q2", "q3"))
     for n, duration in enumerate([10, 20, 30]):
         await run(queue, task(f"a{n}", "echo", "q1"), NOW, NOW + duration)
     await run(queue, task("b0", "echo", "q2"), NOW, NOW + 1_000)
@@ -79,14 +79,14 @@ async def test_stats_add_up_queues_and_merge_task_types() -> None:
 
 
 async def test_stats_of_an_empty_store() -> None:
-    stats = await GetStats(InMemoryTaskQueue(60_000), ManualClock(NOW)).execute()
+    stats = await GetStats(InMemoryTaskQueue(60_000, queues=()), ManualClock(NOW)).execute()
 
     assert stats.totals == dict.fromkeys(TaskStatus, 0)
     assert (stats.queues, stats.task_types, stats.last_minute, stats.last_hour) == ([], {}, 0, 0)
 
 
 async def test_a_type_without_completions_has_no_percentiles() -> None:
-    queue = InMemoryTaskQueue(60_000)
+    queue = InMemoryTaskQueue(60_000, queues=("q1",))
     await queue.enqueue([task("t1", "echo", "q1")])
 
     stats = await GetStats(queue, ManualClock(NOW)).execute()

@@ -14,7 +14,7 @@ NOW = 1_700_000_000_000
 
 class CountingQueue(InMemoryTaskQueue):
     def __init__(self) -> None:
-        super().__init__(60_000)
+        super().__init__(60_000, queues=("qa", "qb"))
         self.queries: list[TaskQuery] = []
 
     async def list_tasks(self, query: TaskQuery) -> TaskPage:

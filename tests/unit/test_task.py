@@ -429,7 +429,8 @@ def test_valid_ids(task_id: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "task_id", ["", "a" * 129, "has space", "slash/", "é", "a\n", "bulk", "export", "stats"]
+    "task_id",
+    ["", "a" * 129, "has space", "slash/", "é", "a\n", "bulk", "export", "stats", ".", ".."],
 )
 def test_invalid_ids_name_the_custom_job_id_field(task_id: str) -> None:
     with pytest.raises(InvalidTask) as raised:

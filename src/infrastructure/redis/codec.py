@@ -38,11 +38,14 @@ def canonical_json(value: Any) -> str:
 
 
 def fingerprint(task: Task) -> str:
-    """What makes two enqueues of one id "the same request": name and payload."""
+    """What makes two enqueues of one id "the same request": name, payload and creator.
+
+    The creator belongs to it so that another key's identical request is a conflict like
+    any other: whether a guessed payload was right must not show in the answer."""
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(task.name.encode())
-    digest.update(b"\0")
-    digest.update(canonical_json(task.payload).encode())
+    for part in (task.name, canonical_json(task.payload), task.created_by or ""):
+        digest.update(part.encode())
+        digest.update(b"\0")
     return digest.hexdigest()
 
 

@@ -1,4 +1,8 @@
-"""Every Redis key Conveyor uses, built in one place; a queue's keys share one hash tag."""
+"""Every Redis key Conveyor uses, built in one place; a queue's keys share one hash tag.
+
+A queue's tag is its name, `{<queue>}`. Keys that belong to no queue carry a tag that no
+queue name can be (queue names are `[A-Za-z0-9._:-]`, so `#` never occurs in one): a queue
+named `templates` must not share the templates' counter."""
 
 from __future__ import annotations
 
@@ -8,7 +12,12 @@ from functools import cached_property, lru_cache
 from domain.task import TaskStatus
 
 ROOT = "conveyor"
-QUEUES = f"{ROOT}:queues"  # set of every queue name ever used
+
+
+def task_owner(task_id: str) -> str:
+    """The id index: which queue holds task `task_id` (or held it, for as long as its id
+    stays reserved). No hash tag: on a Cluster the entries spread over every slot."""
+    return f"{ROOT}:id:{task_id}"
 
 
 @dataclass(frozen=True)
@@ -134,19 +143,19 @@ _STATE_SETS = {
 
 # Task templates live outside any queue, in a slot of their own (one MULTI writes them):
 # a hash id -> JSON, the id counter, and an index sorted by creation time.
-TEMPLATES = f"{ROOT}:{{templates}}:all"
-TEMPLATES_SEQ = f"{ROOT}:{{templates}}:seq"
-TEMPLATES_BY_CREATED = f"{ROOT}:{{templates}}:by_created"
+TEMPLATES = f"{ROOT}:{{#templates}}:all"
+TEMPLATES_SEQ = f"{ROOT}:{{#templates}}:seq"
+TEMPLATES_BY_CREATED = f"{ROOT}:{{#templates}}:by_created"
 
 # The audit log: one capped stream, in a slot of its own.
-AUDIT_LOG = f"{ROOT}:{{audit}}:log"
+AUDIT_LOG = f"{ROOT}:{{#audit}}:log"
 
 
 class _WorkerKeys:
     """Live workers: one slot of their own."""
 
-    info = f"{ROOT}:{{workers}}:info"
-    expiry = f"{ROOT}:{{workers}}:expiry"
+    info = f"{ROOT}:{{#workers}}:info"
+    expiry = f"{ROOT}:{{#workers}}:expiry"
 
 
 WORKERS = _WorkerKeys()

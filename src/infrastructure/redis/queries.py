@@ -9,9 +9,9 @@ from redis.asyncio import Redis
 
 from domain.errors import TaskNotFound
 from domain.ports import QueueStats, TaskPage, TaskQuery
-from domain.task import Task, TaskStatus
+from domain.task import Task, TaskStatus, check_configured_queue
 from infrastructure.redis import codec
-from infrastructure.redis.keys import QUEUES, keys_of
+from infrastructure.redis.keys import keys_of, task_owner
 from infrastructure.redis.scan import (
     Scan,
     cursor_bound,
@@ -20,22 +20,35 @@ from infrastructure.redis.scan import (
     encode_id_cursor,
     is_id_cursor,
 )
-from infrastructure.redis.search import words
+from infrastructure.redis.search import task_tokens, words
 
 MAX_OFFSET = 10_000  # deeper pages go by cursor
 _TIE_SLACK = 8  # entries of one score beyond a cursor (scores are unique within a queue)
 
 
 class QueueReader:
-    def __init__(self, client: Redis) -> None:
+    """Reads over the configured `queues`: a listing or stats never ask Redis which
+    queues exist, so no request can grow what they cover."""
+
+    def __init__(self, client: Redis, queues: Sequence[str]) -> None:
         self._redis = client
+        self._queues = sorted(set(queues))
 
     async def queues(self) -> list[str]:
-        return sorted(cast(set[str], await self._redis.smembers(QUEUES)))
+        return self._queues
+
+    def _covered(self, query: TaskQuery) -> list[str]:
+        """The queues a listing reads: its `queue` filter, which must be configured."""
+        if query.queue is None:
+            return self._queues
+        check_configured_queue(query.queue, self._queues)
+        return [query.queue]
 
     async def get(self, task_id: str, queue: str | None = None) -> Task:
-        queues = [queue] if queue else await self.queues()
-        found = await self.members((name, task_id) for name in queues)
+        """By the id index (one lookup, whatever the number of queues), or in `queue`."""
+        if queue is None:
+            queue = cast(str | None, await self._redis.get(task_owner(task_id)))
+        found = await self.members([(queue, task_id)]) if queue else []
         if not found:
             raise TaskNotFound(task_id)
         return found[0]
@@ -84,7 +97,7 @@ class QueueReader:
 
     async def _index_sources(self, query: TaskQuery) -> list[tuple[str, str]]:
         """(queue, index key) for every status and name the query covers."""
-        queues = [query.queue] if query.queue else await self.queues()
+        queues = self._covered(query)
         statuses = [query.status] if query.status else list(TaskStatus)
         names = (
             await self._names(queues) if query.name is None else {q: [query.name] for q in queues}
@@ -104,7 +117,13 @@ class QueueReader:
         return {queue: sorted(names) for queue, names in zip(queues, found, strict=True)}
 
     async def _search(self, query: TaskQuery, text: str) -> TaskPage:
-        queues = [query.queue] if query.queue else await self.queues()
+        queues = self._covered(query)
+        if query.created_by is not None:
+            # The id and word indexes count every creator's tasks: a producer's search
+            # scans for its own, matching ids by prefix as the indexes would.
+            return await Scan(self._redis, query, self._matches).run(
+                await self._index_sources(query), tokens=[], text=text.lower()
+            )
         if query.cursor is None or is_id_cursor(query.cursor):
             by_id = await self._id_prefix(queues, text, query)
             if by_id is not None:
@@ -173,6 +192,8 @@ class QueueReader:
             return False
         if text is None:
             return True
+        if query.created_by is not None and _indexed_match(task, text):
+            return True
         haystack = f"{task.name} {codec.encode_json(task.payload)}".lower()
         return text in haystack
 
@@ -198,6 +219,14 @@ def _lex_before(after: tuple[str, str] | None, queue: str, high: str) -> str:
         return f"[{high}"
     task_id, after_queue = after
     return f"[{task_id}" if queue < after_queue else f"({task_id}"
+
+
+def _indexed_match(task: Task, text: str) -> bool:
+    """What the id and word indexes would find: an id prefix, or every word of `text`."""
+    if task.id.lower().startswith(text):
+        return True
+    wanted = set(words(text))
+    return bool(wanted) and wanted <= set(task_tokens(task.name, task.payload))
 
 
 def _rarest(tokens: Sequence[str]) -> str:

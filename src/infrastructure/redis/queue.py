@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -29,7 +28,7 @@ from infrastructure.lock import RedlockService
 from infrastructure.redis import codec
 from infrastructure.redis.client import database_of
 from infrastructure.redis.events import EventHub
-from infrastructure.redis.keys import QUEUES, batch, keys_of
+from infrastructure.redis.keys import batch, keys_of, task_owner
 from infrastructure.redis.queries import QueueReader
 from infrastructure.redis.scripts import (
     Code,
@@ -41,7 +40,6 @@ from infrastructure.redis.scripts import (
 from infrastructure.redis.search import task_tokens
 from infrastructure.redis.waiter import MarkerWaiter
 
-_QUEUE_REFRESH_S = 60.0  # re-announce a queue in the registry set at most this often
 _BATCH_TTL_MS = 7 * 24 * 3600 * 1000
 
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -68,8 +66,9 @@ class RedisTaskQueue:
 
     Both clients must decode responses to str; `blocking_client` holds the one connection
     idle workers block on. `idempotency_window_ms` is how long a removed task's id keeps
-    answering "removed" to a repeated enqueue. Reads (listing, stats) live in
-    QueueReader, pushed events in EventHub.
+    answering "removed" to a repeated enqueue. `queues` are the configured queue names:
+    the ones listings and stats cover (storing in others is the caller's mistake). Reads
+    (listing, stats) live in QueueReader, pushed events in EventHub.
     """
 
     def __init__(
@@ -78,16 +77,16 @@ class RedisTaskQueue:
         blocking_client: Redis,
         idempotency_window_ms: int,
         locks: RedlockService | None = None,
+        queues: Sequence[str] = ("default",),
     ) -> None:
         self._redis = client
         self._locks = locks
         self._db = database_of(client)
         self._scripts = Scripts.register(client, self._db)
         self._waiter = MarkerWaiter(client, blocking_client)
-        self._reader = QueueReader(client)
+        self._reader = QueueReader(client, queues)
         self._events = EventHub(client, self._db)
         self._window_ms = idempotency_window_ms
-        self._announced: dict[str, float] = {}
 
     async def aclose(self) -> None:
         await self._events.aclose()
@@ -103,11 +102,11 @@ class RedisTaskQueue:
         if len(batches) == 1:
             replies = [await self._enqueue_batch(batches[0], self._redis)]
         else:
-            async with self._redis.pipeline(transaction=False) as pipe:
+            # One transaction: a request that spans queues is stored whole or not at all.
+            async with self._redis.pipeline(transaction=True) as pipe:
                 for group in batches:
                     await self._enqueue_batch(group, pipe)
                 replies = await pipe.execute()
-        await self._announce(set(by_queue))
         outcomes: list[Enqueued | None] = [None] * len(tasks)
         for indexes, batch_replies in zip(by_queue.values(), replies, strict=True):
             for index, reply in zip(indexes, batch_replies, strict=True):
@@ -137,7 +136,7 @@ class RedisTaskQueue:
         per_task: list[str] = []
         described = []
         for task in tasks:
-            per_task += [keys.task(task.id), keys.removed(task.id)]
+            per_task += [keys.task(task.id), keys.removed(task.id), task_owner(task.id)]
             fields = codec.encode(task)
             fields["fp"] = codec.fingerprint(task)
             tokens = task_tokens(task.name, task.payload)
@@ -160,13 +159,6 @@ class RedisTaskQueue:
             args=[codec.encode_json(described), keys.prefix, keys.queue],
             client=client,
         )
-
-    async def _announce(self, queues: set[str]) -> None:
-        now = time.monotonic()
-        fresh = [q for q in queues if now - self._announced.get(q, -_QUEUE_REFRESH_S) >= 60]
-        if fresh:
-            await self._redis.sadd(QUEUES, *fresh)
-            self._announced.update(dict.fromkeys(fresh, now))
 
     @_reachable
     async def get(self, task_id: str, queue: str | None = None) -> Task:
@@ -314,7 +306,7 @@ class RedisTaskQueue:
     async def remove(self, task: Task) -> None:
         keys = keys_of(task.queue)
         code = await self._scripts.remove_task(
-            keys=[keys.task(task.id), keys.removed(task.id)],
+            keys=[keys.task(task.id), keys.removed(task.id), task_owner(task.id)],
             args=[task.id, self._window_ms, keys.prefix, task.queue],
         )
         raise_for_remove(int(code), task.id)
@@ -323,17 +315,32 @@ class RedisTaskQueue:
     async def sweep(self, queue: str, finished_before: Mapping[TaskStatus, int], limit: int) -> int:
         keys = keys_of(queue)
         terminal = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+        cutoffs = [finished_before.get(status, 0) for status in terminal]
+        ids = await self._sweep_candidates(queue, dict(zip(terminal, cutoffs, strict=True)), limit)
+        if not ids:
+            return 0
+        per_task = [
+            key
+            for task_id in ids
+            for key in (keys.task(task_id), keys.removed(task_id), task_owner(task_id))
+        ]
         removed = await self._scripts.sweep_tasks(
-            keys=[keys.state(status) for status in terminal],
-            args=[
-                *[finished_before.get(status, 0) for status in terminal],
-                limit,
-                self._window_ms,
-                keys.prefix,
-                queue,
-            ],
+            keys=[*(keys.state(status) for status in terminal), *per_task],
+            args=[*cutoffs, self._window_ms, keys.prefix, queue, *ids],
         )
         return int(removed)
+
+    async def _sweep_candidates(
+        self, queue: str, finished_before: Mapping[TaskStatus, int], limit: int
+    ) -> list[str]:
+        """The oldest finished tasks past their keeping time (0: kept forever), at most
+        `limit`; the sweep script checks each again."""
+        rules = [(status, before) for status, before in finished_before.items() if before > 0]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for status, before in rules:
+                pipe.zrangebyscore(keys_of(queue).state(status), "-inf", f"({before}", 0, limit)
+            found: list[list[str]] = await pipe.execute()
+        return [task_id for ids in found for task_id in ids][:limit]
 
     @_reachable
     async def set_paused(self, queue: str, paused: bool) -> None:
@@ -344,7 +351,6 @@ class RedisTaskQueue:
             else:
                 pipe.hdel(keys.meta, "paused")
                 pipe.zadd(keys.marker, {"0": 0})  # idle workers look again at once
-            pipe.sadd(QUEUES, queue)
             await pipe.execute()
 
     @_reachable

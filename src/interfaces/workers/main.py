@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -31,9 +32,26 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+def _unserved_queues(settings: Settings, configured: list[str]) -> str | None:
+    """What is wrong with the queues the worker is asked to serve, if anything."""
+    asked = settings.worker_queue_list
+    unknown = [name for name in asked if name not in configured]
+    if not asked:
+        return "--queues (WORKER_QUEUES) names no queue"
+    if unknown:
+        return (
+            f"--queues names {', '.join(unknown)}: not configured (QUEUES: {','.join(configured)})"
+        )
+    return None
+
+
 async def _serve(settings: Settings) -> int:
     container = Container()
     container.settings.override(providers.Object(settings))
+    problem = _unserved_queues(settings, container.queues())
+    if problem is not None:
+        print(f"conveyor: {problem}", file=sys.stderr)  # noqa: T201 - a CLI error
+        return 2
     await container.init_resources()  # type: ignore[misc]
     # Sync handlers run in threads: one per slot, so none waits for a free thread.
     loop = asyncio.get_running_loop()

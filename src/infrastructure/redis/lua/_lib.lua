@@ -9,6 +9,8 @@ follow keys.py (QueueKeys) and take the queue's key prefix, `conveyor:{<queue>}:
   <prefix>tok:<token>           tasks whose name or payload has the token
   <prefix>names                 every task name the queue has seen
   <prefix>removed:<id>          a removed task's fingerprint, for the idempotency window
+One key lives outside the queue's slot, and is always passed in KEYS: the id index entry
+conveyor:id:<id>, naming the queue that holds the id (keys.py task_owner).
 Channels: <prefix>events:<DB> (every transition), <prefix>control:<DB> (stop requests to
 workers), where DB, the database number, is a constant that Scripts puts above this file:
 pub/sub is server-wide, and a script cannot ask which database it runs on.
@@ -46,8 +48,9 @@ local function wait_score(priority, seq)
 end
 
 -- Delete a task that is not active, with its index entries, and reserve its id for
--- `window` ms. Returns 0, -1 if there is no such task, -3 if it is active.
-local function forget(prefix, queue, id, window)
+-- `window` ms, in the queue and in the id index (`owner_key`) alike.
+-- Returns 0, -1 if there is no such task, -3 if it is active.
+local function forget(prefix, queue, id, window, owner_key)
   local key = prefix .. 'task:' .. id
   local state = redis.call('HMGET', key, 'status', 'fp', 'name', 'tokens')
   if not state[1] then
@@ -66,6 +69,7 @@ local function forget(prefix, queue, id, window)
   end
   redis.call('DEL', key)
   redis.call('SET', prefix .. 'removed:' .. id, state[2], 'PX', window)
+  redis.call('SET', owner_key, queue, 'PX', window)
   announce(prefix, queue, id, state[3], 'removed')
   return 0
 end

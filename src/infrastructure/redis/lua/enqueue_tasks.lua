@@ -5,11 +5,12 @@ KEYS[2] delayed zset        score = due time (ms)
 KEYS[3] marker zset         what idle workers block on
 KEYS[4] sequence counter    FIFO order among equal priorities
 KEYS[5] last creation order the last `ix` given in the queue
-KEYS[4 + 2i] task hash             <prefix>task:<id>        for the i-th task
-KEYS[5 + 2i] removal reservation   <prefix>removed:<id>     for the i-th task
+KEYS[3i + 3] task hash             <prefix>task:<id>        for the i-th task
+KEYS[3i + 4] removal reservation   <prefix>removed:<id>     for the i-th task
+KEYS[3i + 5] the id index entry    conveyor:id:<id>         which queue holds the id
 
 ARGV[1] a JSON array; the i-th element describes the i-th task:
-        {id, name, fp (fingerprint of name + payload), status ("waiting" | "delayed"),
+        {id, name, fp (fingerprint of name, payload and creator), status ("waiting" | "delayed"),
          run_at (ms), created_at (ms), priority, tokens (search tokens),
          fields (the task hash as an object of strings)}
         One argument for the whole batch keeps the client's packing cheap.
@@ -20,7 +21,8 @@ Returns one reply per task, in order:
         {0}           created
         {1, fields}   a task with this id and fingerprint exists: its hash
         {2}           removed within the idempotency window, same fingerprint
-        {-1}          the id is held by a task (or reservation) with another fingerprint
+        {-1}          the id is held by a task (or reservation) with another fingerprint,
+                      or by another queue: an id names one task across the deployment
 ]]
 local tasks = cjson.decode(ARGV[1])
 local prefix, queue = ARGV[2], ARGV[3]
@@ -67,20 +69,26 @@ local function store(task, key)
   announce(prefix, queue, task.id, task.name, task.status)
 end
 
-for i, task in ipairs(tasks) do
-  local key = KEYS[4 + 2 * i]
+local function enqueue(task, key, reservation, owner_key)
+  local owner = redis.call('GET', owner_key)
+  if owner and owner ~= queue then
+    return {-1}
+  end
   local existing = redis.call('HGET', key, 'fp')
   if existing then
-    replies[i] = existing == task.fp and {1, redis.call('HGETALL', key)} or {-1}
-  else
-    local reserved = redis.call('GET', KEYS[5 + 2 * i])
-    if reserved then
-      replies[i] = reserved == task.fp and {2} or {-1}
-    else
-      store(task, key)
-      replies[i] = {0}
-    end
+    return existing == task.fp and {1, redis.call('HGETALL', key)} or {-1}
   end
+  local reserved = redis.call('GET', reservation)
+  if reserved then
+    return reserved == task.fp and {2} or {-1}
+  end
+  store(task, key)
+  redis.call('SET', owner_key, queue)  -- no expiry while the task exists
+  return {0}
+end
+
+for i, task in ipairs(tasks) do
+  replies[i] = enqueue(task, KEYS[3 * i + 3], KEYS[3 * i + 4], KEYS[3 * i + 5])
 end
 
 if wake then

@@ -2,6 +2,7 @@
 
 KEYS[1] task hash           (named so a cluster routes the call; _lib's forget uses it)
 KEYS[2] removal reservation
+KEYS[3] the id index entry, conveyor:id:<id>
 
 ARGV[1] task id
 ARGV[2] reservation time (ms): how long the id keeps answering "removed"
@@ -10,4 +11,4 @@ ARGV[4] the queue's name
 
 Returns 0 removed, -1 no such task, -3 the task is active
 ]]
-return forget(ARGV[3], ARGV[4], ARGV[1], ARGV[2])
+return forget(ARGV[3], ARGV[4], ARGV[1], ARGV[2], KEYS[3])

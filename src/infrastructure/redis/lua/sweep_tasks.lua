@@ -1,31 +1,42 @@
---[[ sweep_tasks: retention. Remove the oldest finished tasks past their keeping time.
+--[[ sweep_tasks: retention. Remove finished tasks past their keeping time.
+
+The caller picks the candidates (the oldest of each terminal state set) and names their
+keys; this script checks each again, since it may have changed since it was picked.
 
 KEYS[1] completed zset   score = finish time (ms)
 KEYS[2] failed zset
 KEYS[3] cancelled zset
+KEYS[3i + 1] task hash             <prefix>task:<id>     for the i-th candidate
+KEYS[3i + 2] removal reservation   <prefix>removed:<id>
+KEYS[3i + 3] the id index entry    conveyor:id:<id>
 
 ARGV[1] remove completed tasks finished before this time (ms); 0 = keep them all
 ARGV[2] the same for failed tasks
 ARGV[3] the same for cancelled tasks
-ARGV[4] at most this many tasks in this call
-ARGV[5] reservation time (ms) of a removed task's id
-ARGV[6] the queue's key prefix, conveyor:{<queue>}:
-ARGV[7] the queue's name
+ARGV[4] reservation time (ms) of a removed task's id
+ARGV[5] the queue's key prefix, conveyor:{<queue>}:
+ARGV[6] the queue's name
+ARGV[6 + i] the i-th candidate's id
 
 Returns the number of tasks removed.
 ]]
-local budget = tonumber(ARGV[4])
+local cutoff = {}
+for i, status in ipairs({'completed', 'failed', 'cancelled'}) do
+  cutoff[status] = {key = KEYS[i], before = tonumber(ARGV[i])}
+end
+local prefix, queue = ARGV[5], ARGV[6]
 local removed = 0
-for i = 1, 3 do
-  local before = tonumber(ARGV[i])
-  if before > 0 and budget > 0 then
-    local old = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', '(' .. before, 'LIMIT', 0, budget)
-    for _, id in ipairs(old) do
-      if forget(ARGV[6], ARGV[7], id, ARGV[5]) == 0 then
+for i = 7, #ARGV do
+  local id = ARGV[i]
+  local n = i - 6
+  local rule = cutoff[redis.call('HGET', KEYS[3 * n + 1], 'status')]
+  if rule and rule.before > 0 then
+    local finished = tonumber(redis.call('ZSCORE', rule.key, id) or '')
+    if finished and finished < rule.before then
+      if forget(prefix, queue, id, ARGV[4], KEYS[3 * n + 3]) == 0 then
         removed = removed + 1
       end
     end
-    budget = budget - #old
   end
 end
 return removed
