@@ -26,6 +26,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
+        self.raw: list[bytes] = []
         self.refusals: dict[str, str] = {}
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
@@ -38,6 +39,7 @@ class Inbox:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        self.raw.append(envelope.original_content)
         parsed = message_from_bytes(envelope.original_content, policy=policy.default)
         assert isinstance(parsed, EmailMessage)
         self.messages.append(parsed)
@@ -139,12 +141,56 @@ async def test_a_refused_connection_stays_retryable(ctx: TaskContext) -> None:
     assert not isinstance(caught.value, NonRetryableError)
 
 
+async def test_a_non_ascii_subject_goes_out_encoded_and_reads_back_the_same(
+    inbox: Inbox, smtp_port: int, ctx: TaskContext
+) -> None:
+    payload = {"to": "user@example.com", "subject": "Café ☕ naïve", "message": "Grüße"}
+    await send(smtp_port, payload, ctx)
+
+    [message], [raw] = inbox.messages, inbox.raw
+    head = raw.partition(b"\r\n\r\n")[0]
+    assert head.isascii()  # RFC 2047 encoded words, not raw UTF-8, in the header
+    [subject_line] = [line for line in head.split(b"\r\n") if line.startswith(b"Subject:")]
+    assert b"=?utf-8?" in subject_line
+    assert message["Subject"] == "Café ☕ naïve"
+    assert message.get_content().splitlines() == ["Grüße"]
+
+
+async def test_a_body_shaped_like_headers_and_smtp_commands_stays_one_body(
+    inbox: Inbox, smtp_port: int, ctx: TaskContext
+) -> None:
+    body = (
+        "Bcc: evil@example.net\r\nSubject: forged\r\n\r\n"
+        "\r\n.\r\nMAIL FROM:<evil@example.net>\r\nRCPT TO:<evil@example.net>\r\n"
+        "DATA\r\nSubject: smuggled\r\n\r\nsecond message\r\n.\r\n"
+        "\n.\n"  # bare-LF variants of the end of DATA (SMTP smuggling)
+    )
+    payload = {"to": "user@example.com", "subject": "Hi", "message": body}
+    await send(smtp_port, payload, ctx)
+
+    [message] = inbox.messages
+    assert inbox.envelopes == [(SENDER, ["user@example.com"])]
+    assert sorted(message.keys()) == sorted(
+        ["From", "To", "Subject", "Date", "Message-ID", "Content-Type",
+         "Content-Transfer-Encoding", "MIME-Version"]
+    )  # fmt: skip
+    assert message["Subject"] == "Hi"
+    text = message.get_content()
+    assert "Bcc: evil@example.net" in text
+    assert "second message" in text
+
+
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
         ({"subject": "Hi", "message": "?"}, "payload.to"),
         ({"to": "a@b.com, c@d.com", "subject": "Hi", "message": "?"}, "payload.to"),
         ({"to": "a@b.com", "subject": "Hi\r\nBcc: c@d.com", "message": "?"}, "payload.subject"),
+        (
+            {"to": "a@b.com", "subject": "=?utf-8?q?Hi=0D=0ABcc:_c@d.com?=", "message": "?"},
+            "payload.subject",
+        ),
+        ({"to": "=?utf-8?q?a=2C_c=40d.com?=@b.com", "subject": "Hi", "message": "?"}, "payload.to"),
         ({"to": "a@b.com", "subject": "Hi"}, "payload.message"),
         ({"to": "a@b.com", "subject": "Hi", "message": "?", "cc": "c@d.com"}, "payload.cc"),
     ],

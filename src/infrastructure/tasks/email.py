@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from email.errors import MessageError
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import formatdate, make_msgid, parseaddr
 from typing import Annotated, Literal
 
@@ -14,20 +16,41 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from application.handlers import NonRetryableError, TaskContext
 from application.registry import TaskType
 
-# Deliberately loose: the SMTP server has the last word on an address. This only stops
-# typos, lists and header injection before the task is stored.
-_ADDRESS = re.compile(r"[^@\s<>(),;:\"\[\]\\]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
+# RFC 5322 atext, plus any printable non-ASCII character (RFC 6531 addresses). Deliberately
+# no display name, comment, quoted string, list or group: one bare address, so nothing in
+# it can name a second recipient. The SMTP server has the last word on the address itself.
+_ATOM = r"(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]|[^\x00-\x7f])+"
+_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+
+# Anything the email package could decode as an RFC 2047 encoded word (`=?utf-8?q?...?=`,
+# `?b?` too, any charset or case, even with whitespace inside): decoded, it may hold a
+# line break, which CPython before 3.11.10 writes into the header as is.
+_ENCODED_WORD = re.compile(r"=\?.*\?=", re.DOTALL)
+
+# Every line break of str.splitlines() (CR, LF, VT, FF, FS, GS, RS, NEL, U+2028, U+2029;
+# the email package splits headers the same way), the other C0 and C1 controls, DEL, and
+# lone surrogates (they cannot be encoded). A tab is ordinary whitespace in a header.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+_FOLD = re.compile(rb"\r\n(?=[ \t])")  # a folded header line goes on after CRLF + blank
 
 
 def _address(value: str) -> str:
-    if not _ADDRESS.fullmatch(value):
-        raise ValueError("not an email address")
-    return value
+    # isprintable() also refuses Unicode spaces and invisible format characters.
+    if not (_ADDRESS.fullmatch(value) and value.isprintable()):
+        raise ValueError("not a single bare email address such as user@example.com")
+    return _no_encoded_word(value)
 
 
-def _one_line(value: str) -> str:
-    if "\r" in value or "\n" in value:
-        raise ValueError("must be a single line")
+def _header_text(value: str) -> str:
+    if found := _CONTROL.search(value):
+        raise ValueError(f"must be one line without control characters (U+{ord(found[0]):04X})")
+    return _no_encoded_word(value)
+
+
+def _no_encoded_word(value: str) -> str:
+    if _ENCODED_WORD.search(value):
+        raise ValueError("must not contain an RFC 2047 encoded word (=?...?=): send the text")
     return value
 
 
@@ -52,7 +75,7 @@ class SendEmail(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     to: EmailAddress
-    subject: Annotated[str, Field(max_length=998), AfterValidator(_one_line)]
+    subject: Annotated[str, Field(max_length=998), AfterValidator(_header_text)]
     message: str
 
 
@@ -60,9 +83,9 @@ def email_tasks(config: SmtpConfig) -> list[TaskType]:
     """`send_email`, delivering through the SMTP server that `config` names."""
 
     async def send_email(payload: SendEmail, ctx: TaskContext) -> dict[str, str]:
-        message = _compose(config.sender, payload)
+        message = _compose(config.sender, _checked(payload))
         try:
-            await _send(config, message)
+            await _send(config, message, payload.to)
         except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused) as exc:
             if _permanent(exc):
                 raise NonRetryableError(f"the SMTP server refused: {_describe(exc)}") from exc
@@ -83,13 +106,46 @@ def _compose(sender: str, payload: SendEmail) -> EmailMessage:
     # An explicit domain: make_msgid would otherwise ask DNS for this host's name.
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
     message["Message-ID"] = make_msgid(domain=domain)
+    # The body: set_content writes it after the header's blank line, split by its own
+    # lines and re-encoded if need be, so nothing in it can become a header.
     message.set_content(payload.message)
+    _verify_header(message)
     return message
 
 
-async def _send(config: SmtpConfig, message: EmailMessage) -> None:
+def _checked(payload: SendEmail) -> SendEmail:
+    """The payload's header values, checked again at run time: a task stored before these
+    rules (or a payload built without validation) must not reach the SMTP server either."""
+    for name, check in (("to", _address), ("subject", _header_text)):
+        try:
+            check(getattr(payload, name))
+        except ValueError as exc:
+            raise NonRetryableError(f"payload.{name}: {exc}") from None
+    return payload
+
+
+def _verify_header(message: EmailMessage) -> None:
+    """Refuse a message whose written header holds other fields than those set on it.
+
+    The last guard, whatever the interpreter's patch level: this catches a header value
+    that the email package would write with a line break in it.
+    """
+    try:
+        written = message.as_bytes(policy=SMTP).partition(b"\r\n\r\n")[0]
+    except (MessageError, ValueError) as exc:  # HeaderWriteError on CPython >= 3.11.10
+        raise NonRetryableError(f"the message cannot be written safely: {exc}") from None
+    lines = _FOLD.sub(b"", written).split(b"\r\n")
+    names = sorted(line.partition(b":")[0].lower() for line in lines)
+    expected = sorted(name.lower().encode() for name in message)
+    if names != expected or any(b"\r" in line or b"\n" in line for line in lines):
+        raise NonRetryableError("the message's header would hold fields nobody set on it")
+
+
+async def _send(config: SmtpConfig, message: EmailMessage, recipient: str) -> None:
     await aiosmtplib.send(
         message,
+        # The envelope names the validated address alone, never what a header parses to.
+        recipients=[recipient],
         hostname=config.host,
         port=config.port,
         username=config.username,
