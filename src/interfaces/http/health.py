@@ -8,6 +8,7 @@ from litestar.openapi.spec import SecurityRequirement
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from infrastructure.logging import get_logger
 from interfaces.http.errors import documented, error_response
 from interfaces.http.schemas import HealthOut
 
@@ -30,5 +31,8 @@ async def ready(redis: NamedDependency[Redis]) -> Response[HealthOut]:
     try:
         await redis.ping()
     except (RedisError, OSError) as exc:
-        return error_response(503, "unavailable", f"Redis is unreachable: {exc}")
+        # The reason names Redis's host and port: the operator's log may know them, an
+        # anonymous caller of this open route may not.
+        get_logger("conveyor.http").warning("ready.redis_unreachable", reason=str(exc))
+        return error_response(503, "unavailable", "Redis is unreachable; retry shortly")
     return Response(HealthOut(status="ready"))

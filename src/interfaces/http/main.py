@@ -6,13 +6,14 @@ import uvicorn
 from dependency_injector import providers
 
 from infrastructure.logging import configure_logging
+from infrastructure.redaction import secrets_in
 from infrastructure.settings import Settings
 from interfaces.container import Container
 from interfaces.http.app import create_app
 
 
 def run_api(settings: Settings) -> int:
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, secrets_in(settings))
     container = Container()
     container.settings.override(providers.Object(settings))
     settings.files_base_dir.mkdir(parents=True, exist_ok=True)
