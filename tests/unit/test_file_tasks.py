@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
-from application.handlers import NonRetryableError, TaskContext
+from application.handlers import NonRetryableError, TaskCancelled, TaskContext
 from application.registry import TaskRegistry, TaskType
 from domain.errors import InvalidTask
 from infrastructure.tasks.files import CreateFolder, WriteFile, file_tasks
@@ -226,6 +227,45 @@ def test_the_handlers_refuse_a_symlink_planted_after_enqueue(
 ) -> None:
     payload = parse(registry, "write_file", {"path": "late/file.txt", "content": "x"})
     (base / "late").symlink_to(outside)
-    with pytest.raises(NonRetryableError, match="outside the base folder"):
+    with pytest.raises(NonRetryableError, match="symbolic link"):
         tasks["write_file"].handler(payload, ctx)
     assert not (outside / "file.txt").exists()
+
+
+def test_write_file_keeps_the_permissions_of_the_file_it_replaces(
+    tasks: dict[str, TaskType], base: Path, ctx: TaskContext
+) -> None:
+    (base / "private.txt").write_text("old")
+    (base / "private.txt").chmod(0o600)
+    tasks["write_file"].handler(valid(WriteFile, base, path="private.txt", content="new"), ctx)
+    assert stat.S_IMODE((base / "private.txt").stat().st_mode) == 0o600
+    assert (base / "private.txt").read_text() == "new"
+
+
+def test_write_file_leaves_no_temporary_file_behind(
+    tasks: dict[str, TaskType], base: Path, ctx: TaskContext
+) -> None:
+    write = tasks["write_file"].handler
+    write(valid(WriteFile, base, path="a.txt", content="one"), ctx)
+    write(valid(WriteFile, base, path="a.txt", content="two"), ctx)
+    assert sorted(p.name for p in base.iterdir()) == ["a.txt"]
+
+
+def test_a_write_cancelled_before_its_rename_leaves_the_old_file(
+    tasks: dict[str, TaskType], base: Path, ctx: TaskContext
+) -> None:
+    (base / "a.txt").write_text("old")
+    ctx.cancel()
+    with pytest.raises(TaskCancelled):
+        tasks["write_file"].handler(valid(WriteFile, base, path="a.txt", content="new"), ctx)
+    assert (base / "a.txt").read_text() == "old"
+    assert sorted(p.name for p in base.iterdir()) == ["a.txt"]
+
+
+@pytest.mark.parametrize("path", ["/a/./b/../c.txt", "a//c.txt"])
+def test_the_handlers_apply_dot_and_dot_dot_by_name(
+    tasks: dict[str, TaskType], base: Path, ctx: TaskContext, path: str
+) -> None:
+    result = tasks["write_file"].handler(valid(WriteFile, base, path=path, content="x"), ctx)
+    assert result == {"path": "/a/c.txt", "bytes": 1}
+    assert (base / "a" / "c.txt").read_text() == "x"
