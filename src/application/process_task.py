@@ -210,19 +210,39 @@ class ProcessTask:
 
     async def _write_outcome(self, outcome: Task, lease: Lease | None) -> None:
         """Settle, retrying while Redis is unreachable for at most half the lease. The
-        queue may release the lease with the outcome (see ITaskQueue.settle)."""
+        queue may release the lease with the outcome (see ITaskQueue.settle).
+
+        An attempt that got no answer (a timeout, a frozen Redis) may still have been
+        written when Redis resumed; the retry is then refused by the fence, and the
+        stored task tells whether the outcome refused is in fact ours already."""
         give_up_at = self._clock() + self._policy.lock_ttl_ms // 2
         delay_s = 0.05
+        unanswered = False
         while True:
             try:
                 await self._queue.settle(outcome, release=lease)
                 return
+            except LockLost:
+                if unanswered and await self._written(outcome):
+                    return
+                raise
             except QueueUnavailable as exc:
+                unanswered = True
                 if self._clock() + delay_s * 1000 >= give_up_at:
                     raise
                 self._log.warning("task.settle_retry", reason=str(exc), retry_in_s=delay_s)
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, 1.0)
+
+    async def _written(self, outcome: Task) -> bool:
+        try:
+            stored = await self._queue.get(outcome.id, outcome.queue)
+        except SchedulerError:  # gone, or Redis away again: not known to be ours
+            return False
+        written = _shows(stored, outcome)
+        if written:
+            self._log.info("task.settle_answer_lost", status=outcome.status.value)
+        return written
 
     def _log_outcome(self, task: Task) -> None:
         last = task.history[-1] if task.history else None
@@ -247,6 +267,18 @@ class ProcessTask:
             log=self._log,
             on_progress=progress.report,
         )
+
+
+def _shows(stored: Task, outcome: Task) -> bool:
+    """Whether `stored` is `outcome` as written, or grew from it since: it holds the
+    history entry `outcome` added (the same worker, start and end, to the millisecond;
+    a later claim keeps it). A deferral adds no entry: then the task must still be at
+    the same fence, status and due time."""
+    entry = outcome.history[-1] if outcome.history else None
+    if entry is not None and entry.started_at == outcome.started_at:
+        return entry in stored.history
+    same = (stored.fence, stored.status, stored.run_at, stored.history)
+    return same == (outcome.fence, outcome.status, outcome.run_at, outcome.history)
 
 
 def _error_fields(task: Task) -> dict[str, str] | None:

@@ -40,10 +40,19 @@ from infrastructure.redis.templates import RedisTemplateStore
 from infrastructure.redis.workers import RedisWorkerRegistry
 from infrastructure.registry import build_registry, configured_queues
 from infrastructure.settings import Settings
+from interfaces.workers.worker import IDLE_WAIT_MS
+
+# The longest BZPOPMIN an idle worker sends: its longest idle wait, plus the second
+# MarkerWaiter gives Redis's own timeout as a backstop behind its local timer.
+LONGEST_BLOCK_MS = IDLE_WAIT_MS + 1_000
 
 
-async def _redis(url: str, blocking: bool = False) -> AsyncIterator[Redis]:
-    client = create_blocking_redis(url) if blocking else create_redis(url)
+async def _redis(url: str, timeout_ms: int, blocking: bool = False) -> AsyncIterator[Redis]:
+    client = (
+        create_blocking_redis(url, timeout_ms, LONGEST_BLOCK_MS)
+        if blocking
+        else create_redis(url, timeout_ms)
+    )
     try:
         yield client
     finally:
@@ -51,10 +60,10 @@ async def _redis(url: str, blocking: bool = False) -> AsyncIterator[Redis]:
 
 
 async def _lock_masters(
-    urls: list[str], lock_ttl_ms: int, queue_redis: Redis
+    urls: list[str], lock_ttl_ms: int, timeout_ms: int, queue_redis: Redis
 ) -> AsyncIterator[list[Redis]]:
     """The Redlock masters: REDLOCK_URLS when set, else the queue's own Redis."""
-    clients = [create_lock_redis(url, lock_ttl_ms) for url in urls]
+    clients = [create_lock_redis(url, lock_ttl_ms, timeout_ms) for url in urls]
     try:
         yield clients or [queue_redis]
     finally:
@@ -119,14 +128,22 @@ class Container(containers.DeclarativeContainer):
     rng = providers.Singleton(Random)
     log = providers.Callable(get_logger, "conveyor")
 
-    redis = providers.Resource(_redis, url=settings.provided.queue_redis_url)
+    redis = providers.Resource(
+        _redis,
+        url=settings.provided.queue_redis_url,
+        timeout_ms=settings.provided.redis_timeout_ms,
+    )
     blocking_redis = providers.Resource(
-        _redis, url=settings.provided.queue_redis_url, blocking=True
+        _redis,
+        url=settings.provided.queue_redis_url,
+        timeout_ms=settings.provided.redis_timeout_ms,
+        blocking=True,
     )
     lock_masters = providers.Resource(
         _lock_masters,
         urls=settings.provided.redlock_url_list,
         lock_ttl_ms=settings.provided.lock_ttl_ms,
+        timeout_ms=settings.provided.redis_timeout_ms,
         queue_redis=redis,
     )
 

@@ -611,6 +611,7 @@ async def test_a_lost_lock_cancels_the_handler_and_records_nothing(
     await asyncio.wait_for(harness.probe.started.wait(), WAIT_S)
 
     lock_clock.advance(10 * POLICY.lock_ttl_ms)  # the worker was paused past its TTL
+    harness.clock.advance(10 * POLICY.lock_ttl_ms)  # and its clock went on meanwhile
     outcome = await asyncio.wait_for(running, WAIT_S)
 
     assert outcome is None

@@ -14,9 +14,8 @@ from redis.asyncio.connection import (
     UnixDomainSocketConnection,
 )
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
 class _HiredisPacking:
@@ -55,48 +54,81 @@ _CONNECTIONS: dict[str, type[AbstractConnection]] = {
 }
 
 
+DEFAULT_TIMEOUT_MS = 3_000  # REDIS_TIMEOUT_MS's default
+DEFAULT_LONGEST_BLOCK_MS = 6_000  # a worker's longest idle block: 5 s, and 1 s of slack
+
+
 def _connection_class(url: str) -> type[AbstractConnection]:
     return _CONNECTIONS.get(urlsplit(url).scheme, _TcpConnection)
 
 
-def create_redis(url: str) -> Redis:
-    """A pooled client that decodes replies to str and retries dropped connections."""
+# What redis-py retries, and why. Its default policy retries a timeout 3 times, so a
+# frozen Redis would hold a request for 4 timeouts and the pauses between them.
+# A dropped connection (refused, reset, closed while it sat idle in the pool) nearly
+# always fails before Redis ran the command, and a fresh connection often works at
+# once: worth one retry, without a pause. A timeout is not retried: Redis did not answer
+# within the budget and would not answer the retry any sooner, so each retry would add
+# a whole REDIS_TIMEOUT_MS to the caller's wait. Either way the command may still have
+# run (Redis runs what it had read once it resumes): transitions are fenced and a task's
+# id is chosen before it is stored, so running twice changes nothing twice. redis-py
+# drops a connection whose read timed out (or was cancelled) rather than return it to
+# the pool, so a late reply is never read as the answer to the next command.
+def _retry_dropped_once() -> Retry:
+    return Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,))
+
+
+def create_redis(url: str, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> Redis:
+    """A pooled client that decodes replies to str: each command answers within
+    `timeout_ms` or raises TimeoutError, and a dropped connection is retried once.
+
+    A subscribed connection (pub/sub `listen()`) waits for messages without a deadline:
+    redis-py reads it with no timeout, so an idle channel is not an error."""
+    timeout_s = timeout_ms / 1000
     return Redis.from_url(
         url,
         connection_class=_connection_class(url),
         decode_responses=True,
         health_check_interval=30,
-        socket_connect_timeout=5,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        socket_keepalive=True,
+        retry=_retry_dropped_once(),
     )
 
 
-def create_blocking_redis(url: str) -> Redis:
-    """One connection for blocking commands: no socket timeout (the command has its own)
-    and no silent retry, so the connection a CLIENT ID named is the one that blocks."""
+def create_blocking_redis(
+    url: str,
+    timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    longest_block_ms: int = DEFAULT_LONGEST_BLOCK_MS,
+) -> Redis:
+    """One connection for blocking commands, and no silent retry, so the connection a
+    CLIENT ID named is the one that blocks. A read may wait for the longest block the
+    caller sends (`longest_block_ms`, the command's own timeout) plus `timeout_ms`: a
+    healthy Redis has answered by then, and a frozen one cannot hang an idle worker."""
     return Redis.from_url(
         url,
         connection_class=_connection_class(url),
         decode_responses=True,
         max_connections=1,
-        socket_timeout=None,
-        socket_connect_timeout=5,
+        socket_timeout=(longest_block_ms + timeout_ms) / 1000,
+        socket_connect_timeout=timeout_ms / 1000,
         socket_keepalive=True,
         retry=Retry(NoBackoff(), retries=0),
     )
 
 
-def create_lock_redis(url: str, lock_ttl_ms: int) -> Redis:
-    """A Redlock master: it fails fast. A master that does not answer within a small part
-    of the lock's TTL counts as down, so that the quorum of the others decides in time."""
+def create_lock_redis(url: str, lock_ttl_ms: int, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> Redis:
+    """A Redlock master: it fails fast. A master that does not answer within
+    `timeout_ms`, nor within a small part of the lock's TTL, counts as down, so that the
+    quorum of the others decides in time. No retry: pottery asks every master once."""
     budget_s = lock_ttl_ms / 1000
+    timeout_s = timeout_ms / 1000
     return Redis.from_url(
         url,
         connection_class=_connection_class(url),
         decode_responses=True,
-        socket_connect_timeout=min(1.0, budget_s / 10),
-        socket_timeout=min(2.0, budget_s / 5),
+        socket_connect_timeout=min(timeout_s, budget_s / 10),
+        socket_timeout=min(timeout_s, budget_s / 5),
         retry=Retry(NoBackoff(), retries=0),
     )
 

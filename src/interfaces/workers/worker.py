@@ -15,12 +15,14 @@ from application.process_task import ProcessTask
 from application.recover_stalled import RecoverStalled
 from application.sweep_finished import SweepFinished
 from application.workers import Heartbeat
+from domain.errors import QueueUnavailable
 from domain.ports import ITaskQueue, StopKind, StopRequest
-from domain.task import Task
+from domain.task import Task, TaskStatus
 
 IDLE_WAIT_MS = 5_000  # longest block on the marker; a wake-up is then a cheap claim
 ERROR_BACKOFF_MAX_S = 5.0
 SWEEP_INTERVAL_S = 60.0
+ADOPT_LIMIT = 1_000  # active tasks read back after a claim that got no answer
 
 
 class Worker:
@@ -66,6 +68,7 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._waiter: asyncio.Task[Any] | None = None
+        self._unanswered: tuple[str, int] | None = None  # a claim's queue and time
 
     @property
     def worker_id(self) -> str:
@@ -104,6 +107,8 @@ class Worker:
                 await self._slot_freed.wait()
                 continue
             try:
+                if await self._adopt_unanswered():
+                    continue  # they took slots: count the free ones again
                 claimed, next_due = await self._claim(free)
                 if not claimed:
                     await self._idle(next_due)
@@ -122,7 +127,11 @@ class Worker:
         claimed = False
         next_due: int | None = None
         for name in self._queues:
-            batch = await self._queue.claim(name, self._worker_id, free, self._lease_ms, now)
+            try:
+                batch = await self._queue.claim(name, self._worker_id, free, self._lease_ms, now)
+            except QueueUnavailable:
+                self._unanswered = (name, now)
+                raise
             for task in batch.tasks:
                 self._spawn(task)
             claimed = claimed or bool(batch.tasks)
@@ -132,6 +141,43 @@ class Worker:
             if free <= 0:
                 break
         return claimed, next_due
+
+    async def _adopt_unanswered(self) -> int:
+        """A claim that got no answer (a timeout: Redis frozen, or slow) may have run all
+        the same once Redis resumed, taking tasks for this worker that it never heard of.
+        Run them now rather than leave them to stall when their lease runs out. No claim
+        is sent until this has answered, so there is one such claim at most. Best effort:
+        a claim that Redis runs only after this looked leaves its tasks to stall recovery.
+        """
+        if self._unanswered is None:
+            return 0
+        (queue, claimed_at), self._unanswered = self._unanswered, None
+        try:
+            # Their lease ends lease_ms after the claim: "expired" a millisecond later.
+            until = claimed_at + self._lease_ms + 1
+            found = await self._queue.expired(queue, until, ADOPT_LIMIT)
+        except QueueUnavailable:
+            self._unanswered = (queue, claimed_at)  # still away: look after the backoff
+            raise
+        running = {
+            (execution.task.queue, execution.task.id) for execution in self._running.values()
+        }
+        adopted = [
+            task
+            for task in found
+            if self._claimed_here(task, claimed_at) and (task.queue, task.id) not in running
+        ]
+        for task in adopted:
+            self._log.info("worker.claim_adopted", task_id=task.id, queue=task.queue)
+            self._spawn(task)
+        return len(adopted)
+
+    def _claimed_here(self, task: Task, claimed_at: int) -> bool:
+        return (
+            task.status is TaskStatus.ACTIVE
+            and task.worker_id == self._worker_id
+            and task.started_at == claimed_at
+        )
 
     async def _idle(self, next_due: int | None) -> None:
         timeout = IDLE_WAIT_MS

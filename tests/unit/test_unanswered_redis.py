@@ -1,0 +1,377 @@
+"""A Redis that did not answer in time (frozen, then resumed): what the worker makes of a
+write whose answer was lost, of renewals that fail, and of a claim that ran unheard."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from random import Random
+
+import pytest
+from pydantic import BaseModel
+
+from application.execution import AbortReason, Execution
+from application.handlers import TaskContext
+from application.lease import LeaseKeeper
+from application.process_task import ProcessPolicy, ProcessTask
+from application.recover_stalled import RecoverStalled
+from application.registry import TaskRegistry, TaskType
+from application.sweep_finished import Retention, SweepFinished
+from application.workers import Heartbeat
+from domain.errors import LockLost, QueueUnavailable
+from domain.ports import ClaimBatch, Lease, WorkerInfo
+from domain.task import Task, TaskStatus
+from interfaces.workers.worker import Worker
+from tests.fakes import (
+    Clock,
+    InMemoryLockService,
+    InMemoryTaskQueue,
+    ManualClock,
+    RecordingLog,
+    eventually,
+    monotonic_ms,
+)
+
+NOW = 1_700_000_000_000
+POLICY = ProcessPolicy(lock_ttl_ms=300, lock_tries=1, lock_denied_delay_ms=5_000)
+WAIT_S = 5.0
+LOST = "Redis is unreachable: Timeout reading from 127.0.0.1:6379"
+
+
+class Empty(BaseModel):
+    pass
+
+
+class Runs:
+    """The test's handlers, counting how often each task ran."""
+
+    def __init__(self) -> None:
+        self.count: Counter[str] = Counter()
+        self.active = 0
+        self.gate = asyncio.Event()
+
+    async def echo(self, payload: Empty, ctx: TaskContext) -> str:
+        self.count[ctx.task_id] += 1
+        return "done"
+
+    async def held(self, payload: Empty, ctx: TaskContext) -> str:
+        self.count[ctx.task_id] += 1
+        self.active += 1
+        try:
+            await self.gate.wait()
+        finally:
+            self.active -= 1
+        return "done"
+
+    def registry(self) -> TaskRegistry:
+        registry = TaskRegistry()
+        registry.add(TaskType("echo", Empty, self.echo), TaskType("held", Empty, self.held))
+        return registry
+
+
+def new_task(task_id: str, name: str = "echo", queue: str = "default") -> Task:
+    return Task(id=task_id, name=name, payload={}, queue=queue, created_at=NOW, run_at=NOW)
+
+
+async def claimed(queue: InMemoryTaskQueue, task_id: str = "t1") -> Task:
+    await queue.enqueue([new_task(task_id)])
+    (task,) = (await queue.claim("default", "w1", 1, 60_000, NOW)).tasks
+    return task
+
+
+def process(queue: InMemoryTaskQueue, locks: InMemoryLockService, log: RecordingLog) -> ProcessTask:
+    clock = ManualClock(NOW)
+    return ProcessTask(
+        queue=queue,
+        locks=locks,
+        registry=Runs().registry(),
+        policy=POLICY,
+        clock=clock,
+        log=log,
+        rng=Random(1),
+    )
+
+
+# --- a settle whose answer was lost -----------------------------------------------------------
+
+
+class AnswerLostQueue(InMemoryTaskQueue):
+    """The first settle is written, but its answer never comes back (Redis froze after
+    running it); the next settles are answered."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(60_000, clock)
+        self.settles = 0
+
+    async def settle(
+        self, task: Task, *, lease_expired_by: int | None = None, release: Lease | None = None
+    ) -> None:
+        self.settles += 1
+        await super().settle(task, lease_expired_by=lease_expired_by, release=release)
+        if self.settles == 1:
+            raise QueueUnavailable(LOST)
+
+
+class RecoveredMeanwhileQueue(InMemoryTaskQueue):
+    """The first settle never reaches Redis, and stall recovery settles the task first."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(60_000, clock)
+        self.settles = 0
+
+    async def settle(
+        self, task: Task, *, lease_expired_by: int | None = None, release: Lease | None = None
+    ) -> None:
+        self.settles += 1
+        if self.settles == 1:
+            stored = await self.get(task.id, task.queue)
+            await super().settle(stored.stalled(NOW + 1, 3, Random(0)))
+            raise QueueUnavailable(LOST)
+        await super().settle(task, lease_expired_by=lease_expired_by, release=release)
+
+
+async def test_an_outcome_written_whose_answer_was_lost_is_logged_once_as_written() -> None:
+    queue, log = AnswerLostQueue(ManualClock(NOW)), RecordingLog()
+    execution = Execution(await claimed(queue))
+
+    outcome = await asyncio.wait_for(
+        process(queue, InMemoryLockService(), log).execute(execution), WAIT_S
+    )
+
+    assert outcome is not None
+    assert outcome.status is TaskStatus.COMPLETED
+    assert queue.settles == 2  # the retry was refused: the first attempt had been written
+    stored = await queue.get("t1")
+    assert [entry.outcome for entry in stored.history] == ["completed"]
+    assert log.names().count("task.completed") == 1
+    assert "task.outcome_refused" not in log.names()
+    assert "task.settle_answer_lost" in log.names("info")
+
+
+async def test_an_outcome_refused_after_a_lost_answer_is_still_refused_when_not_ours() -> None:
+    queue, log = RecoveredMeanwhileQueue(ManualClock(NOW)), RecordingLog()
+    execution = Execution(await claimed(queue))
+
+    outcome = await asyncio.wait_for(
+        process(queue, InMemoryLockService(), log).execute(execution), WAIT_S
+    )
+
+    assert outcome is None
+    stored = await queue.get("t1")
+    assert [entry.outcome for entry in stored.history] == ["stalled"]
+    assert "task.outcome_refused" in log.names("warning")
+    assert "task.completed" not in log.names()
+
+
+async def test_a_deferral_written_whose_answer_was_lost_is_logged_as_deferred() -> None:
+    queue, log = AnswerLostQueue(ManualClock(NOW)), RecordingLog()
+    locks = InMemoryLockService()
+    await locks.acquire("task:t1", 60_000, None)  # another worker holds the lock
+    execution = Execution(await claimed(queue))
+
+    outcome = await asyncio.wait_for(process(queue, locks, log).execute(execution), WAIT_S)
+
+    assert outcome is None
+    stored = await queue.get("t1")
+    assert (stored.status, stored.run_at) == (TaskStatus.DELAYED, NOW + 5_000)
+    assert "task.deferred" in log.names("info")
+    assert "task.outcome_refused" not in log.names()
+
+
+# --- renewals that fail ---------------------------------------------------------------------
+
+KEEPER_TTL_MS = 30  # renewals every 10 ms
+
+
+class NoQuorumLocks(InMemoryLockService):
+    """A lock whose masters do not answer: pottery's no-quorum comes out as LockLost."""
+
+    def __init__(self) -> None:
+        super().__init__(ManualClock(0))  # the lock itself stays valid all along
+        self.answering = False
+        self.extends = 0
+
+    async def extend(self, lease: Lease) -> None:
+        self.extends += 1
+        if not self.answering:
+            raise LockLost(f"lock:{lease.resource}: no quorum: 1 of 1 Redlock masters unreachable")
+        await super().extend(lease)
+
+
+class UnreachableQueue(InMemoryTaskQueue):
+    async def extend_lease(self, task: Task, lease_ms: int, now: int) -> bool:
+        raise QueueUnavailable(LOST)
+
+
+async def test_a_lock_refused_for_want_of_a_quorum_is_retried_while_the_lease_is_valid() -> None:
+    clock = ManualClock(NOW)
+    queue, log, locks = InMemoryTaskQueue(60_000, clock), RecordingLog(), NoQuorumLocks()
+    execution = Execution(await claimed(queue))
+    lease = await locks.acquire("task:t1", KEEPER_TTL_MS, None)
+    keeper = LeaseKeeper(queue, locks, clock, log)
+    keeping = asyncio.create_task(keeper.keep(execution, lease, NOW + KEEPER_TTL_MS))
+
+    await eventually(lambda: log.names("warning").count("lease.renew_failed") >= 2)
+    assert execution.reason is None  # the last extension is valid: nobody else has it
+    locks.answering = True  # Redis is back
+    answered = locks.extends
+    await eventually(lambda: locks.extends >= answered + 2)
+    assert execution.reason is None
+
+    locks.answering = False
+    clock.advance(KEEPER_TTL_MS)  # and away again, past the lease's end
+    await asyncio.wait_for(keeping, WAIT_S)
+    assert execution.reason is AbortReason.LOCK_LOST
+    assert "lease.expired" in log.names("error")
+    assert "lease.lost" not in log.names()
+
+
+async def test_the_keeper_stops_the_handler_when_the_lease_ends_not_a_renewal_later() -> None:
+    queue, log = UnreachableQueue(60_000), RecordingLog()
+    execution = Execution(await claimed(queue))
+    locks = InMemoryLockService(ManualClock(0))
+    lease = await locks.acquire("task:t1", 6_000, None)  # renewals every 2 s
+    keeper = LeaseKeeper(queue, locks, monotonic_ms, log)
+    started = monotonic_ms()
+
+    await asyncio.wait_for(keeper.keep(execution, lease, started + 100), WAIT_S)
+
+    assert execution.reason is AbortReason.LOCK_LOST
+    assert monotonic_ms() - started < 1_000  # not at the next renewal, 2 s on
+
+
+class FrozenQueue(InMemoryTaskQueue):
+    """A renewal that gets no answer at all: Redis frozen, and no timeout to end it."""
+
+    async def extend_lease(self, task: Task, lease_ms: int, now: int) -> bool:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_renewal_without_an_answer_is_given_up_when_the_lease_ends() -> None:
+    queue, log = FrozenQueue(60_000), RecordingLog()
+    execution = Execution(await claimed(queue))
+    locks = InMemoryLockService(ManualClock(0))
+    lease = await locks.acquire("task:t1", 6_000, None)
+    keeper = LeaseKeeper(queue, locks, monotonic_ms, log)
+    started = monotonic_ms()
+
+    await asyncio.wait_for(keeper.keep(execution, lease, started + 200), WAIT_S)
+
+    assert execution.reason is AbortReason.LOCK_LOST
+    assert monotonic_ms() - started < 1_000
+    assert "lease.expired" in log.names("error")
+
+
+# --- a claim that ran, unheard ----------------------------------------------------------------
+
+
+class LostClaimQueue(InMemoryTaskQueue):
+    """The first claim of queue `lost_in` that takes tasks runs, but its answer is lost."""
+
+    def __init__(self, lost_in: str) -> None:
+        super().__init__(60_000)
+        self.lost_in: str | None = lost_in
+
+    async def claim(
+        self, queue: str, worker_id: str, limit: int, lease_ms: int, now: int
+    ) -> ClaimBatch:
+        batch = await super().claim(queue, worker_id, limit, lease_ms, now)
+        if queue == self.lost_in and batch.tasks:
+            self.lost_in = None
+            raise QueueUnavailable(LOST)
+        return batch
+
+
+class Registry:
+    """IWorkerRegistry, forgetful: the heartbeats are not what these tests look at."""
+
+    async def heartbeat(self, worker: WorkerInfo, ttl_ms: int) -> None:
+        return None
+
+    async def forget(self, worker_id: str) -> None:
+        return None
+
+    async def live(self, now: int) -> list[WorkerInfo]:
+        return []
+
+
+@pytest.fixture
+def runs() -> Runs:
+    return Runs()
+
+
+@asynccontextmanager
+async def running_worker(
+    queue: InMemoryTaskQueue, runs: Runs, log: RecordingLog, concurrency: int
+) -> AsyncIterator[None]:
+    process = ProcessTask(
+        queue=queue,
+        locks=InMemoryLockService(),
+        registry=runs.registry(),
+        policy=ProcessPolicy(lock_ttl_ms=60_000),  # nothing stalls during the test
+        clock=monotonic_ms,
+        log=log,
+    )
+    worker = Worker(
+        queue,
+        process,
+        RecoverStalled(queue, monotonic_ms, log, max_stalls=3, rng=Random(0)),
+        SweepFinished(queue, monotonic_ms, Retention()),
+        Heartbeat(Registry(), monotonic_ms),
+        queues=["first", "second"],
+        concurrency=concurrency,
+        worker_id="w1",
+        lease_ms=60_000,
+        grace_s=1.0,
+        clock=monotonic_ms,
+        log=log,
+    )
+    running = asyncio.create_task(worker.run())
+    try:
+        yield
+    finally:
+        runs.gate.set()
+        worker.stop()
+        await asyncio.wait_for(running, WAIT_S)
+
+
+def adopted(log: RecordingLog) -> list[str]:
+    return [fields["task_id"] for _, event, fields in log.events if event == "worker.claim_adopted"]
+
+
+async def test_tasks_a_claim_took_unheard_are_run_once_without_a_stall(runs: Runs) -> None:
+    queue, log = LostClaimQueue(lost_in="second"), RecordingLog()
+    # The same claim round takes "a" from the first queue (answered, running meanwhile)
+    # and "b" from the second (its answer lost).
+    await queue.enqueue([new_task("a", "held", "first"), new_task("b", "echo", "second")])
+
+    async def finished(task_id: str, name: str) -> bool:
+        return (await queue.get(task_id, name)).status is TaskStatus.COMPLETED
+
+    async with running_worker(queue, runs, log, concurrency=4):
+        await eventually(lambda: finished("b", "second"))
+        runs.gate.set()
+        await eventually(lambda: finished("a", "first"))
+
+    assert runs.count == Counter({"a": 1, "b": 1})
+    for task_id, name in (("a", "first"), ("b", "second")):
+        history = (await queue.get(task_id, name)).history
+        assert [entry.outcome for entry in history] == ["completed"]
+    assert adopted(log) == ["b"]
+
+
+async def test_tasks_taken_unheard_count_against_the_concurrency(runs: Runs) -> None:
+    queue, log = LostClaimQueue(lost_in="second"), RecordingLog()
+    await queue.enqueue([new_task(f"t{n}", "held", "second") for n in range(3)])
+
+    async with running_worker(queue, runs, log, concurrency=2):
+        await eventually(lambda: runs.active == 2)
+        assert sorted(adopted(log)) == ["t0", "t1"]
+        with pytest.raises(AssertionError):  # the third waits for a free slot
+            await eventually(lambda: runs.active > 2, timeout_s=0.3)
+        runs.gate.set()
+        await eventually(lambda: sum(runs.count.values()) == 3)
+    assert runs.count == Counter({"t0": 1, "t1": 1, "t2": 1})
