@@ -60,7 +60,12 @@ Check = Callable[..., Any]
 
 
 def make_app(files: Path) -> Litestar:
-    settings_ = Settings(redis_url=TEST_REDIS_URL, files_base_dir=files, api_keys="")
+    settings_ = Settings(
+        redis_url=TEST_REDIS_URL,
+        files_base_dir=files,
+        api_keys="",
+        allowed_hosts=asgi.HOST,  # schemathesis's own test client sends Host: testserver
+    )
     container = Container()
     container.settings.override(providers.Object(settings_))
     return create_app(container)

@@ -112,11 +112,12 @@ _MEANINGS = {
     404: "No such task, template or batch",
     409: "The task's status does not allow this, or the id is taken",
     413: "The request body is larger than 1 MiB",
+    415: "The body is not JSON: send Content-Type: application/json",
     422: "A field or parameter failed validation; `fields` names each",
     503: "Redis is unreachable; retry shortly",
 }
 QUERY = (400, 422)  # what checking path and query parameters may answer
-BODY = (400, 413, 422)  # and checking a JSON body
+BODY = (400, 413, 415, 422)  # and checking a JSON body
 
 
 def documented(*statuses: int, guarded: bool = True) -> dict[int, ResponseSpec]:
