@@ -11,6 +11,9 @@ from redis.asyncio import Redis
 from infrastructure.redis.client import create_blocking_redis, create_redis
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Where in-process test clients send requests: a loopback Host, which an API without
+# API_KEYS serves by default (the test client's own `testserver.local` it refuses).
+LOCAL = "http://127.0.0.1:3000"
 
 
 @pytest.fixture

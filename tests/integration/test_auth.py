@@ -25,6 +25,7 @@ from infrastructure.settings import Settings
 from interfaces.container import Container, resolve
 from interfaces.http.app import MAX_BODY_BYTES, create_app
 from interfaces.http.auth import Principal
+from tests.conftest import LOCAL
 
 Client = AsyncTestClient[Any]
 
@@ -53,7 +54,7 @@ def make_api(redis: Redis, redis_url: str, tmp_path: Path) -> Factory:
         container.settings.override(providers.Object(settings))
         app = create_app(container)
         app.register(whoami)
-        async with AsyncTestClient(app=app) as client:
+        async with AsyncTestClient(app=app, base_url=LOCAL) as client:
             yield client
 
     return make

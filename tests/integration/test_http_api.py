@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from infrastructure.settings import Settings
 from interfaces.container import Container
 from interfaces.http.app import create_app
+from tests.conftest import LOCAL
 
 Client = AsyncTestClient[Any]
 
@@ -23,7 +24,7 @@ async def client(redis: Redis, redis_url: str, tmp_path: Path) -> AsyncIterator[
     settings = Settings(redis_url=redis_url, files_base_dir=tmp_path / "files")
     container = Container()
     container.settings.override(providers.Object(settings))
-    async with AsyncTestClient(app=create_app(container)) as test_client:
+    async with AsyncTestClient(app=create_app(container), base_url=LOCAL) as test_client:
         yield test_client
 
 
@@ -147,7 +148,7 @@ async def test_ready_is_503_when_redis_is_unreachable(tmp_path: Path) -> None:
     settings = Settings(redis_url="redis://127.0.0.1:1/0", files_base_dir=tmp_path)
     container = Container()
     container.settings.override(providers.Object(settings))
-    async with AsyncTestClient(app=create_app(container)) as unreachable:
+    async with AsyncTestClient(app=create_app(container), base_url=LOCAL) as unreachable:
         response = await unreachable.get("/ready")
         assert response.status_code == 503
         enqueue_response = await enqueue(unreachable, taskName="echo", payload={})

@@ -19,6 +19,7 @@ from application.workers import Heartbeat
 from infrastructure.settings import Settings
 from interfaces.container import Container, resolve
 from interfaces.http.app import create_app
+from tests.conftest import LOCAL
 
 Client = AsyncTestClient[Any]
 ADMIN_KEY = "metrics-admin-key-0123456789"
@@ -48,7 +49,7 @@ async def make_client(redis_url: str, files: Path, **overrides: Any) -> tuple[Cl
     settings = Settings(redis_url=redis_url, files_base_dir=files, **overrides)
     container = Container()
     container.settings.override(providers.Object(settings))
-    return AsyncTestClient(app=create_app(container)), container
+    return AsyncTestClient(app=create_app(container), base_url=LOCAL), container
 
 
 @pytest.fixture

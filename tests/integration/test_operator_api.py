@@ -30,6 +30,7 @@ from infrastructure.redis.queue import RedisTaskQueue
 from infrastructure.settings import Settings
 from interfaces.container import Container, resolve
 from interfaces.http.app import create_app
+from tests.conftest import LOCAL
 
 Client = AsyncTestClient[Any]
 
@@ -150,7 +151,7 @@ def make_api(redis: Redis, redis_url: str, tmp_path: Path) -> Factory:
         settings = Settings(redis_url=redis_url, files_base_dir=tmp_path / "files", **overrides)
         container = Container()
         container.settings.override(providers.Object(settings))
-        async with AsyncTestClient(app=create_app(container)) as client:
+        async with AsyncTestClient(app=create_app(container), base_url=LOCAL) as client:
             yield Api(client, container, dict(headers or {}))
 
     return make

@@ -61,7 +61,11 @@ Check = Callable[..., Any]
 
 def make_app(files: Path) -> Litestar:
     settings_ = Settings(
-        redis_url=TEST_REDIS_URL, files_base_dir=files, api_keys="", queues=",".join(QUEUE_NAMES)
+        redis_url=TEST_REDIS_URL,
+        files_base_dir=files,
+        api_keys="",
+        queues=",".join(QUEUE_NAMES),
+        allowed_hosts=asgi.HOST,  # schemathesis's own test client sends Host: testserver
     )
     container = Container()
     container.settings.override(providers.Object(settings_))

@@ -26,6 +26,7 @@ from infrastructure.redis.queue import RedisTaskQueue
 from infrastructure.settings import Settings
 from interfaces.container import Container
 from interfaces.http.app import create_app
+from tests.conftest import LOCAL
 
 Client = AsyncTestClient[Any]
 JSON = {"content-type": "application/json"}
@@ -114,7 +115,7 @@ async def api(
     # The app runs on the test client's own loop: the test claims through its own queue.
     queue = RedisTaskQueue(redis, blocking_redis, settings.idempotency_window_ms)
     try:
-        async with AsyncTestClient(app=create_app(container)) as client:
+        async with AsyncTestClient(app=create_app(container), base_url=LOCAL) as client:
             yield Api(client, queue)
     finally:
         await queue.aclose()
@@ -609,7 +610,7 @@ async def test_seed_enqueue_routes_are_producer_routes_the_rest_admin(
     container = Container()
     container.settings.override(providers.Object(settings))
     producer = {"X-API-Key": "producer-key-0123456789"}
-    async with AsyncTestClient(app=create_app(container)) as client:
+    async with AsyncTestClient(app=create_app(container), base_url=LOCAL) as client:
         seed_000 = await client.post(
             "/tasks", json={"taskName": "echo", "payload": {}}, headers=producer
         )

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from infrastructure.settings import Settings
 from interfaces.container import Container
 from interfaces.http.app import create_app
+from tests.conftest import LOCAL
 
 Client = AsyncTestClient[Any]
 
@@ -31,7 +32,7 @@ async def client(redis: Redis, redis_url: str, tmp_path: Path) -> AsyncIterator[
     settings = Settings(redis_url=redis_url, files_base_dir=tmp_path / "files")
     container = Container()
     container.settings.override(providers.Object(settings))
-    async with AsyncTestClient(app=create_app(container)) as test_client:
+    async with AsyncTestClient(app=create_app(container), base_url=LOCAL) as test_client:
         yield test_client
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -58,11 +59,20 @@ def is_id_cursor(cursor: str | None) -> bool:
 
 def decode_cursor(cursor: str) -> Position:
     match _decode(cursor):
-        case ["s", float() | int() as score, str() as task_id, str() as queue] if not isinstance(
-            score, bool
-        ):
+        case ["s", float() | int() as score, str() as task_id, str() as queue] if _finite(score):
             return float(score), task_id, queue
     raise _invalid()
+
+
+def _finite(score: float) -> bool:
+    """A cursor holds the score of a real entry: never a boolean, an infinity or NaN
+    (`1e999`, `NaN`), nor an integer no float holds (float() would raise)."""
+    if isinstance(score, bool):
+        return False
+    try:
+        return math.isfinite(float(score))
+    except OverflowError:
+        return False
 
 
 def decode_id_cursor(cursor: str) -> IdPosition:

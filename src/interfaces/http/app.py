@@ -9,7 +9,6 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.config.app import AppConfig
-from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Reference, SecurityScheme
@@ -20,6 +19,7 @@ from interfaces.container import Container, new_task_id, resolve
 from interfaces.http.actions import ActionController
 from interfaces.http.audit import audit_log
 from interfaces.http.auth import AUTH_EXCEPTION_HANDLERS, ApiKeys, AuthGuard, provide_principal
+from interfaces.http.boundary import Boundary, HostPolicy
 from interfaces.http.errors import EXCEPTION_HANDLERS
 from interfaces.http.health import health, ready
 from interfaces.http.listing import ExportController
@@ -98,9 +98,11 @@ def create_app(container: Container) -> Litestar:
         },
         exception_handlers={**EXCEPTION_HANDLERS, **AUTH_EXCEPTION_HANDLERS},
         guards=[guard],
-        middleware=[http_metrics().middleware],
+        middleware=[
+            http_metrics().middleware,
+            Boundary(HostPolicy(settings.allowed_host_list), settings.cors_origin_list),
+        ],
         on_startup=[guard.announce],
-        cors_config=_cors(settings.cors_origin_list),
         lifespan=[lifespan],
         openapi_config=_openapi(),
         request_max_body_size=MAX_BODY_BYTES,
@@ -124,11 +126,6 @@ def _openapi() -> OpenAPIConfig:
         components=Components(security_schemes=schemes),
         security=[{"bearer": []}, {"apiKey": []}],
     )
-
-
-def _cors(origins: list[str]) -> CORSConfig | None:
-    # Keys travel in headers, never cookies, so credentials stay disallowed.
-    return CORSConfig(allow_origins=origins) if origins else None
 
 
 def _quiet(config: AppConfig) -> AppConfig:

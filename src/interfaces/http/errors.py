@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.openapi import ResponseSpec
+from litestar.params import ParameterKwarg
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from redis.exceptions import RedisError
 
@@ -56,29 +57,61 @@ def domain_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return unexpected_error(_, exc)
 
 
-def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     if isinstance(exc, ValidationException):
-        return validation_error(exc)
+        return validation_error(exc, request.scope.get("route_handler"))
     if exc.status_code >= 500:
-        return unexpected_error(_, exc)
+        return unexpected_error(request, exc)
+    if _number_out_of_range(exc):
+        return error_response(422, "invalid_request", "the request failed validation", _RANGE)
     detail = exc.detail or "request failed"
     return error_response(exc.status_code, _name(exc.status_code), detail)
 
 
-def validation_error(exc: ValidationException) -> Response[Any]:
+def validation_error(exc: ValidationException, handler: Any = None) -> Response[Any]:
     """litestar reports a body that is not JSON, and one that fails its schema, alike:
-    the first is a 400, the second a 422 naming each field."""
+    the first is a 400, the second a 422 naming each field. A parameter is named as the
+    request spells it (`waitMs`), not as the handler does (`wait_ms`)."""
+    parameters: dict[str, Any] = handler.parsed_fn_signature.parameters if handler else {}
+    names = _wire_names(parameters)
     extra = exc.extra if isinstance(exc.extra, list) else []
     fields = {
-        str(item.get("key") or "body"): clean_message(str(item.get("message")))
+        _field(item, names): clean_message(str(item.get("message")))
         for item in extra
         if isinstance(item, dict)
     }
+    if "data" in fields and "data" in parameters and parameters["data"].has_default:
+        # litestar names an optional body left out whenever another field fails: noise
+        del fields["data"]
     if not fields:
         return error_response(400, "bad_request", f"malformed request: {exc.detail}")
     if "data" in fields:  # litestar's name for a body that is missing altogether
         return error_response(400, "bad_request", "a JSON request body is required")
     return error_response(422, "invalid_request", "the request failed validation", fields)
+
+
+def _field(item: dict[str, Any], wire_names: dict[str, str]) -> str:
+    key = str(item.get("key") or "body")
+    return key if item.get("source") == "body" else wire_names.get(key, key)
+
+
+def _wire_names(parameters: dict[str, Any]) -> dict[str, str]:
+    """The handler's parameter names -> the names a request gives (`wait_ms` -> `waitMs`)."""
+    return {
+        name: kwarg.name
+        for name, parameter in parameters.items()
+        if isinstance(kwarg := parameter.kwarg_definition, ParameterKwarg) and kwarg.name
+    }
+
+
+# msgspec refuses a number no 64-bit float holds (1e400) or an integer of more than 4,300
+# digits (Python's own int-to-str limit) while it parses, before any field is known.
+_RANGE = {"body": "a number is out of range: at most a 64-bit float, or 4,300 digits"}
+
+
+def _number_out_of_range(exc: HTTPException) -> bool:
+    cause = exc.__cause__
+    return isinstance(cause, SerializationException) and "out of range" in str(cause)
 
 
 def clean_message(message: str) -> str:
@@ -112,11 +145,12 @@ _MEANINGS = {
     404: "No such task, template or batch",
     409: "The task's status does not allow this, or the id is taken",
     413: "The request body is larger than 1 MiB",
+    415: "The body is not JSON: send Content-Type: application/json",
     422: "A field or parameter failed validation; `fields` names each",
     503: "Redis is unreachable; retry shortly",
 }
 QUERY = (400, 422)  # what checking path and query parameters may answer
-BODY = (400, 413, 422)  # and checking a JSON body
+BODY = (400, 413, 415, 422)  # and checking a JSON body
 
 
 def documented(*statuses: int, guarded: bool = True) -> dict[int, ResponseSpec]:

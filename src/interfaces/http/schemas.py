@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -16,18 +16,38 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from application.enqueue_task import EnqueueRequest
 from domain.task import PRIORITY_LIMIT, Backoff
+from interfaces.http.values import (
+    TEN_YEARS_MS,
+    BackoffDelay,
+    DueTime,
+    Payload,
+    WireBool,
+    WireFloat,
+    WireInt,
+    millis,
+)
 
-TEN_YEARS_MS = 10 * 365 * 24 * 3600 * 1000
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EARLIEST_MS = (_EARLIEST - _EPOCH) // timedelta(milliseconds=1)
+_LATEST_MS = (_LATEST - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _from_millis(value: Any) -> Any:
-    if isinstance(value, int):
+    if not isinstance(value, int):
+        return value
+    if _EARLIEST_MS < value < _LATEST_MS:
         return datetime.fromtimestamp(value / 1000, tz=UTC)
-    return value
+    # A stored time outside datetime's years 1-9999 (written before due times were
+    # bounded, say) shows as the nearest one it can: one such task must not fail a whole
+    # page of a listing.
+    return _EARLIEST if value <= _EARLIEST_MS else _LATEST
 
 
 def _iso(value: datetime) -> str:
@@ -46,13 +66,25 @@ class WireModel(BaseModel):
 
 
 class BackoffBody(WireModel):
-    """BullMQ's `{type, delay}`, plus the factor, cap and jitter of Conveyor's policy."""
+    """BullMQ's `{type, delay}`, plus the factor, cap and jitter of Conveyor's policy; a
+    bare number is BullMQ's shorthand for `{delay}`."""
 
     type: Literal["exponential", "fixed"] = "exponential"
-    delay: int = Field(default=1_000, ge=0, le=TEN_YEARS_MS)
-    factor: float = Field(default=2.0, ge=1.0, le=100.0)
-    max_delay: int = Field(default=300_000, ge=0, le=TEN_YEARS_MS)
-    jitter: bool = True
+    delay: BackoffDelay = 1_000
+    factor: WireFloat = Field(default=2.0, ge=1.0, le=100.0)
+    max_delay: BackoffDelay = 300_000
+    jitter: WireBool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        # Read here, not as `BackoffBody | int`: a union's errors name its members
+        # (`backoff.BackoffBody.delay`), and a bad delay is `backoff.delay` either way.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"delay": value}
+        if isinstance(value, dict | BackoffBody):
+            return value
+        raise PydanticCustomError("backoff_type", "Input should be an object or a number of ms")
 
     def to_domain(self) -> Backoff:
         factor = 1.0 if self.type == "fixed" else self.factor
@@ -61,15 +93,20 @@ class BackoffBody(WireModel):
 
 
 class EnqueueBody(WireModel):
+    """Strict numbers: `true` or `"100"` is a 422, not a 1 or a 100 (the seeds' own routes
+    stay lenient, for the clients written against them)."""
+
     task_name: str = Field(min_length=1, max_length=200)
-    payload: dict[str, Any] = Field(default_factory=dict)
-    delay_ms: int | None = Field(default=None, ge=0, le=TEN_YEARS_MS)
-    run_at: datetime | None = None
-    priority: int | None = Field(default=None, ge=-PRIORITY_LIMIT, le=PRIORITY_LIMIT)
+    payload: Payload = Field(default_factory=dict)
+    delay_ms: WireInt | None = Field(default=None, ge=0, le=TEN_YEARS_MS)
+    run_at: DueTime | None = None
+    priority: WireInt | None = Field(default=None, ge=-PRIORITY_LIMIT, le=PRIORITY_LIMIT)
     custom_job_id: str | None = Field(default=None, pattern=ID_PATTERN)
-    attempts: int | None = Field(default=None, ge=1, le=1_000)
-    backoff: BackoffBody | int | None = None
-    timeout_ms: int | None = Field(default=None, ge=1, le=TEN_YEARS_MS)
+    attempts: WireInt | None = Field(default=None, ge=1, le=1_000)
+    backoff: BackoffBody | None = Field(
+        default=None, description="an object, or a number: the delay in ms (BullMQ's shorthand)"
+    )
+    timeout_ms: WireInt | None = Field(default=None, ge=1, le=TEN_YEARS_MS)
     queue: str | None = Field(default=None, pattern=ID_PATTERN)
 
     @model_validator(mode="after")
@@ -86,7 +123,7 @@ class EnqueueBody(WireModel):
             queue=self.queue,
             priority=self.priority,
             delay_ms=self.delay_ms,
-            run_at=None if self.run_at is None else _millis(self.run_at),
+            run_at=None if self.run_at is None else millis(self.run_at),
             attempts=self.attempts,
             backoff=_backoff(self.backoff),
             timeout_ms=self.timeout_ms,
@@ -94,18 +131,8 @@ class EnqueueBody(WireModel):
         )
 
 
-def _millis(moment: datetime) -> int:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
-
-
-def _backoff(value: BackoffBody | int | None) -> Backoff | None:
-    if value is None:
-        return None
-    if isinstance(value, int):
-        return BackoffBody(delay=value).to_domain()
-    return value.to_domain()
+def _backoff(value: BackoffBody | None) -> Backoff | None:
+    return None if value is None else value.to_domain()
 
 
 class BackoffOut(WireModel):
@@ -222,10 +249,10 @@ class BulkOutcomesOut(WireModel):
 
 
 class DuplicateBody(WireModel):
-    run_at: datetime | None = None
+    run_at: DueTime | None = None
 
     def run_at_ms(self) -> int | None:
-        return None if self.run_at is None else _millis(self.run_at)
+        return None if self.run_at is None else millis(self.run_at)
 
 
 class DurationsOut(WireModel):

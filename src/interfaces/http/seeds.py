@@ -34,9 +34,9 @@ import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 from litestar import delete, get, post
 from litestar.di import NamedDependency
@@ -69,7 +69,6 @@ from interfaces.http.listing import (
     task_query,
 )
 from interfaces.http.schemas import (
-    TEN_YEARS_MS,
     BulkOutcomeOut,
     BulkOutcomesOut,
     EnqueueBody,
@@ -79,6 +78,7 @@ from interfaces.http.schemas import (
     TaskOut,
     Timestamp,
 )
+from interfaces.http.values import TEN_YEARS_MS, DueTime, Payload
 
 DEFAULT_QUEUE = "default"  # seed 003's one queue: where built-in and demo types go
 
@@ -147,13 +147,13 @@ TASK_STATUSES: dict[JobStatus, tuple[TaskStatus, ...]] = {
 
 class JobTask(SeedModel):
     type: str = Field(min_length=1, max_length=200)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: Payload = Field(default_factory=dict)
 
 
 class ScheduleBody(SeedModel):
     """When to run: an ISO 8601 moment (UTC if it names no zone); none or past: now."""
 
-    scheduled_at: datetime | None = None
+    scheduled_at: DueTime | None = None
 
 
 class JobBody(ScheduleBody):
@@ -202,10 +202,8 @@ def _day_or_moment(field: str, text: str | None, *, end: bool = False) -> dateti
     if text is None:
         return None
     try:
-        if _BARE_DATE.fullmatch(text):
-            day = date.fromisoformat(text) + timedelta(days=int(end))
-            moment = datetime.combine(day, time(), UTC)
-            return moment - timedelta(microseconds=1) if end else moment
+        if _BARE_DATE.fullmatch(text):  # no day arithmetic: 9999-12-31 has no next day
+            return datetime.combine(date.fromisoformat(text), time.max if end else time(), UTC)
         return datetime.fromisoformat(text)
     except ValueError:
         raise InvalidTask(field, "expected YYYY-MM-DD or an ISO 8601 date and time") from None
@@ -409,7 +407,7 @@ async def seed001_cancel_job(
 
 class JobEnqueueBody(SeedModel):
     type: str = Field(min_length=1, max_length=200)
-    payload: dict[str, Any] = Field(default_factory=dict)
+    payload: Payload = Field(default_factory=dict)
     priority: int | None = Field(default=None, ge=-PRIORITY_LIMIT, le=PRIORITY_LIMIT)
     delay: int | None = Field(default=None, ge=0, le=TEN_YEARS_MS)  # ms, as BullMQ's
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
@@ -15,6 +14,7 @@ from domain.templates import Template
 from interfaces.http.auth import Principal
 from interfaces.http.errors import BODY, QUERY, documented
 from interfaces.http.schemas import TaskOut, Timestamp
+from interfaces.http.values import DueTime, Payload
 
 TemplateName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
@@ -27,7 +27,7 @@ class TemplateModel(BaseModel):
 
 class TemplateTask(TemplateModel):
     type: str = Field(min_length=1, max_length=200)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: Payload = Field(default_factory=dict)
 
 
 class TemplateBody(TemplateModel):
@@ -38,15 +38,11 @@ class TemplateBody(TemplateModel):
 class UseTemplateBody(TemplateModel):
     """When to run the task: an ISO 8601 moment (UTC if it names no zone); past or none: now."""
 
-    scheduled_at: datetime | None = None
+    scheduled_at: DueTime | None = None
 
     def run_at(self) -> int | None:
-        moment = self.scheduled_at
-        if moment is None:
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return int(moment.timestamp() * 1000)
+        moment = self.scheduled_at  # DueTime gave it a zone
+        return None if moment is None else int(moment.timestamp() * 1000)
 
 
 class TemplateOut(TemplateModel):
