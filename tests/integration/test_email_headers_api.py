@@ -15,6 +15,7 @@ from infrastructure.redis.templates import RedisTemplateStore
 from infrastructure.settings import Settings
 from interfaces.container import Container
 from interfaces.http.app import create_app
+from tests.conftest import LOCAL
 
 Client = AsyncTestClient[Any]
 Route = Callable[[Client, Redis, dict[str, Any]], Awaitable[Any]]
@@ -37,7 +38,7 @@ async def client(redis: Redis, redis_url: str, tmp_path: Path) -> AsyncIterator[
     settings = Settings(redis_url=redis_url, files_base_dir=tmp_path / "files")
     container = Container()
     container.settings.override(providers.Object(settings))
-    async with AsyncTestClient(app=create_app(container)) as test_client:
+    async with AsyncTestClient(app=create_app(container), base_url=LOCAL) as test_client:
         yield test_client
 
 

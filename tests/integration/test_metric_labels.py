@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from infrastructure.settings import Settings
 from interfaces.container import Container
 from interfaces.http.app import create_app
+from tests.conftest import LOCAL
 
 
 def series(text: str) -> set[tuple[str, frozenset[tuple[str, str]]]]:
@@ -44,7 +45,7 @@ async def test_metric_series_do_not_grow_with_hostile_requests(
     settings = Settings(redis_url=redis_url, files_base_dir=tmp_path)
     container = Container()
     container.settings.override(providers.Object(settings))
-    async with AsyncTestClient(app=create_app(container)) as client:
+    async with AsyncTestClient(app=create_app(container), base_url=LOCAL) as client:
         await hostile_requests(client, 0)  # every route template and status, seen once
         before = series((await client.get("/metrics")).text)
         for n in range(1, 20):

@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 from infrastructure.settings import Settings
 from interfaces.container import Container
 from interfaces.http.app import create_app
+from tests.conftest import LOCAL
 from tests.e2e.conftest import free_port
 
 
@@ -19,7 +20,7 @@ async def test_ready_503_names_neither_host_nor_port_but_the_log_does(tmp_path: 
     settings = Settings(redis_url=f"redis://127.0.0.1:{port}/0", files_base_dir=tmp_path)
     container = Container()
     container.settings.override(providers.Object(settings))
-    async with AsyncTestClient(app=create_app(container)) as client:
+    async with AsyncTestClient(app=create_app(container), base_url=LOCAL) as client:
         with capture_logs() as logs:
             response = await client.get("/ready")
     assert response.status_code == 503

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar._signature.types import ExtendedMsgSpecValidationError
+from litestar.exceptions import (
+    HTTPException,
+    InternalServerException,
+    SerializationException,
+    ValidationException,
+)
 from litestar.openapi import ResponseSpec
 from litestar.params import ParameterKwarg
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -60,6 +66,8 @@ def domain_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     if isinstance(exc, ValidationException):
         return validation_error(exc, request.scope.get("route_handler"))
+    if (fields := _body_fields_taken_for_dependencies(exc)) is not None:
+        return error_response(422, "invalid_request", "the request failed validation", fields)
     if exc.status_code >= 500:
         return unexpected_error(request, exc)
     if _number_out_of_range(exc):
@@ -88,6 +96,24 @@ def validation_error(exc: ValidationException, handler: Any = None) -> Response[
     if "data" in fields:  # litestar's name for a body that is missing altogether
         return error_response(400, "bad_request", "a JSON request body is required")
     return error_response(422, "invalid_request", "the request failed validation", fields)
+
+
+def _body_fields_taken_for_dependencies(exc: HTTPException) -> dict[str, str] | None:
+    """A body field named like one of the handler's dependencies (`{"principal": 1}`)
+    fails pydantic's check, and litestar, matching the error by name alone, blames the
+    dependency and raises a 500. Only the body is decoded by pydantic here (dependencies
+    are plain objects), so such an error is the request's: the fields it names."""
+    cause = exc.__cause__
+    if not isinstance(exc, InternalServerException):
+        return None
+    if not isinstance(cause, ExtendedMsgSpecValidationError) or not cause.errors:
+        return None
+    return {
+        ".".join(str(part) for part in error.get("loc", ())) or "body": clean_message(
+            str(error.get("msg"))
+        )
+        for error in cause.errors
+    }
 
 
 def _field(item: dict[str, Any], wire_names: dict[str, str]) -> str:
