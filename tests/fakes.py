@@ -31,6 +31,7 @@ from domain.ports import (
     ClaimBatch,
     Enqueued,
     EnqueueOutcome,
+    EventFeed,
     Lease,
     QueueStats,
     StopKind,
@@ -55,7 +56,7 @@ PROMOTE_LIMIT = 1_000  # claim_tasks.lua promotes at most this many due tasks pe
 MAX_OFFSET = 10_000  # queries.py: deeper pages go by cursor
 SCAN_CAP = 2_000  # scan.py: candidates a search examines per call at most
 DURATIONS_KEPT = 1_000  # move_task.lua: LTRIM of the per-type durations
-FEED_SIZE = 1_000  # events.py: events a slow reader may fall behind before it skips some
+FEED_SIZE = 1_000  # EVENT_BUFFER: events a reader may fall behind before its feed ends
 TERMINAL = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
 # What a settle writes (codec.MUTABLE_FIELDS); priority, payload, fence, progress... stay.
 SETTLED_FIELDS = (
@@ -333,6 +334,40 @@ class _Queue:
         return any(token in tokens for tokens in self.tokens.values())
 
 
+class MemoryFeed:
+    """EventFeed of the fake: a reader FEED_SIZE events behind ends "lagged"."""
+
+    def __init__(self, feeds: set[MemoryFeed]) -> None:
+        self._feeds = feeds
+        self._events: list[TaskEvent] = []
+        self._arrived = asyncio.Event()
+        self.ended: str | None = None
+
+    def put(self, event: TaskEvent) -> None:
+        if len(self._events) >= FEED_SIZE:
+            self._end("lagged")
+        else:
+            self._events.append(event)
+            self._arrived.set()
+
+    async def next_batch(self, timeout_s: float) -> list[TaskEvent]:
+        if not self._events and self.ended is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), timeout_s)
+        self._arrived.clear()
+        batch, self._events = self._events, []
+        return [] if self.ended is not None else batch
+
+    def close(self) -> None:
+        self._end("closed")
+
+    def _end(self, reason: str) -> None:
+        if self.ended is None:
+            self.ended = reason
+            self._feeds.discard(self)
+            self._arrived.set()
+
+
 class InMemoryTaskQueue:
     """ITaskQueue in a dict, matching RedisTaskQueue (and its Lua scripts) step by step.
 
@@ -360,7 +395,7 @@ class InMemoryTaskQueue:
         self._batches: dict[str, list[tuple[str, str]]] = {}
         self._finished: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
         self._subscribers: list[tuple[frozenset[str], asyncio.Queue[StopRequest]]] = []
-        self._feeds: set[asyncio.Queue[TaskEvent]] = set()
+        self._feeds: set[MemoryFeed] = set()
 
     def _queue(self, name: str) -> _Queue:
         return self._queues.setdefault(name, _Queue())
@@ -568,21 +603,13 @@ class InMemoryTaskQueue:
             for done in self._finished.get((event.queue, event.task_id), ()):
                 if not done.done():
                     done.set_result(None)
-        for feed in self._feeds:
-            with contextlib.suppress(asyncio.QueueFull):
-                feed.put_nowait(event)
+        for feed in list(self._feeds):
+            feed.put(event)
 
-    async def events(self) -> AsyncIterator[TaskEvent]:
-        feed: asyncio.Queue[TaskEvent] = asyncio.Queue(maxsize=FEED_SIZE)
+    async def events(self) -> EventFeed:
+        feed = MemoryFeed(self._feeds)
         self._feeds.add(feed)
-        return self._drain(feed)
-
-    async def _drain(self, feed: asyncio.Queue[TaskEvent]) -> AsyncIterator[TaskEvent]:
-        try:
-            while True:
-                yield await feed.get()
-        finally:
-            self._feeds.discard(feed)
+        return feed
 
     def _publish_stop(self, request: StopRequest) -> None:
         for queues, inbox in self._subscribers:

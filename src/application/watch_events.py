@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-from domain.ports import ITaskQueue, TaskEvent
+from domain.ports import EventFeed, ITaskQueue
 
 
 class WatchEvents:
     def __init__(self, queue: ITaskQueue) -> None:
         self._queue = queue
 
-    async def execute(self) -> AsyncIterator[TaskEvent]:
-        """Subscribed once it returns."""
+    async def execute(self) -> EventFeed:
+        """Subscribed once it returns; `TooManyStreams` when this process serves as many
+        feeds as it may."""
         return await self._queue.events()

@@ -72,6 +72,14 @@ class QueueUnavailable(SchedulerError):
     """The queue's storage cannot be reached right now."""
 
 
+class TooManyStreams(SchedulerError):
+    """This process already serves as many live feeds as it may: retry later."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"this API process already serves {limit} event streams; retry later")
+        self.limit = limit
+
+
 class TemplateNotFound(SchedulerError):
     def __init__(self, template_id: str) -> None:
         super().__init__(f"template {template_id!r} not found")

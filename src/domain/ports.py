@@ -87,6 +87,27 @@ class TaskEvent:
     status: str
 
 
+class EventFeed(Protocol):
+    """One reader's live feed of task transitions (see ITaskQueue.events)."""
+
+    @property
+    def ended(self) -> str | None:
+        """Why the feed ended; None while it runs. "lagged": the reader fell further behind
+        than its buffer; "lost": the subscription broke, so transitions may be missing;
+        "shutdown": the process is stopping; "closed": the reader closed it. An ended feed
+        delivers nothing more: subscribe again (and read the tasks again) to go on."""
+        ...
+
+    async def next_batch(self, timeout_s: float) -> list[TaskEvent]:
+        """The transitions since the previous call, in order, waiting up to `timeout_s`
+        for some: [] when none came in time, or once the feed has ended."""
+        ...
+
+    def close(self) -> None:
+        """The reader is done (idempotent)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerInfo:
     worker_id: str
@@ -191,10 +212,11 @@ class ITaskQueue(Protocol):
         (pushed by the storage, not polled)."""
         ...
 
-    async def events(self) -> AsyncIterator[TaskEvent]:
-        """Subscribe, then iterate: every transition of every queue's tasks from the
-        moment this returns (a live feed: a reader too slow to keep up loses events,
-        never tasks)."""
+    async def events(self) -> EventFeed:
+        """Subscribe: the feed holds every transition of every queue's tasks from the
+        moment this returns, until it ends (a reader too slow to keep up, or a broken
+        subscription, ends it rather than skip events). `TooManyStreams` when this
+        process already serves its maximum of feeds."""
         ...
 
     async def list_tasks(self, query: TaskQuery) -> TaskPage:

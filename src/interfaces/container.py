@@ -35,6 +35,7 @@ from infrastructure.lock import RedlockService
 from infrastructure.logging import get_logger
 from infrastructure.redis.audit import RedisAuditLog
 from infrastructure.redis.client import create_blocking_redis, create_lock_redis, create_redis
+from infrastructure.redis.events import EventHub
 from infrastructure.redis.queue import RedisTaskQueue
 from infrastructure.redis.templates import RedisTemplateStore
 from infrastructure.redis.workers import RedisWorkerRegistry
@@ -106,14 +107,26 @@ def _retention(settings: Settings) -> Retention:
     )
 
 
+async def _event_hub(client: Redis, buffer: int, max_streams: int) -> AsyncIterator[EventHub]:
+    hub = EventHub(client, buffer=buffer, max_streams=max_streams)
+    try:
+        yield hub
+    finally:
+        await hub.aclose()
+
+
 async def _queue(
     client: Redis,
     blocking_client: Redis,
     idempotency_window_ms: int,
     locks: RedlockService,
+    *,
     queues: list[str],
+    events: EventHub,
 ) -> AsyncIterator[RedisTaskQueue]:
-    queue = RedisTaskQueue(client, blocking_client, idempotency_window_ms, locks, queues)
+    queue = RedisTaskQueue(
+        client, blocking_client, idempotency_window_ms, locks, queues=queues, events=events
+    )
     try:
         yield queue
     finally:
@@ -150,6 +163,12 @@ class Container(containers.DeclarativeContainer):
     registry = providers.Singleton(build_registry, settings=settings)
     queues = providers.Singleton(configured_queues, settings=settings, registry=registry)
     locks = providers.Singleton(RedlockService, masters=lock_masters)
+    event_hub = providers.Resource(
+        _event_hub,
+        client=redis,
+        buffer=settings.provided.event_buffer,
+        max_streams=settings.provided.max_event_streams,
+    )
     queue = providers.Resource(
         _queue,
         client=redis,
@@ -157,6 +176,7 @@ class Container(containers.DeclarativeContainer):
         idempotency_window_ms=settings.provided.idempotency_window_ms,
         locks=locks,
         queues=queues,
+        events=event_hub,
     )
     audit_log = providers.Singleton(RedisAuditLog, client=redis)
 

@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from domain.errors import LockLost, TaskChanged, TaskNotFound
-from domain.ports import EnqueueOutcome, ITaskQueue, StopKind, StopRequest, TaskEvent
+from domain.ports import EnqueueOutcome, EventFeed, ITaskQueue, StopKind, StopRequest
 from domain.task import Task, TaskError, TaskStatus
 from infrastructure.redis.client import database_of
 from infrastructure.redis.keys import keys_of
@@ -35,6 +35,7 @@ from tests.contract.queue_support import (
     failure,
     make_task,
 )
+from tests.fakes import FEED_SIZE, eventually
 
 
 async def finished_task(queue: ITaskQueue, task_id: str, status: TaskStatus, at: int) -> Task:
@@ -580,19 +581,19 @@ async def test_redis_an_empty_enqueue_with_a_batch_id_stores_nothing(
 # --- events --------------------------------------------------------------------------------
 
 
-async def events_until_sentinel(
-    queue: ITaskQueue, feed: AsyncIterator[TaskEvent]
-) -> list[tuple[str, ...]]:
+async def events_until_sentinel(queue: ITaskQueue, feed: EventFeed) -> list[tuple[str, ...]]:
     """The events of QUEUE so far: those before a sentinel task's, enqueued now."""
     await queue.enqueue([make_task("sentinel")])
     seen: list[tuple[str, ...]] = []
     while True:
-        event = await asyncio.wait_for(anext(feed), WAIT_S)
-        if event.queue != QUEUE:
-            continue
-        if event.task_id == "sentinel":
-            return seen
-        seen.append((event.task_id, event.name, event.status))
+        batch = await feed.next_batch(WAIT_S)
+        assert batch, f"no event within {WAIT_S} s (feed ended: {feed.ended})"
+        for event in batch:
+            if event.queue != QUEUE:
+                continue
+            if event.task_id == "sentinel":
+                return seen
+            seen.append((event.task_id, event.name, event.status))
 
 
 async def test_events_report_every_transition_once_subscribed(queue: ITaskQueue) -> None:
@@ -609,7 +610,7 @@ async def test_events_report_every_transition_once_subscribed(queue: ITaskQueue)
 
         seen = await events_until_sentinel(queue, feed)
     finally:
-        await feed.aclose()  # type: ignore[attr-defined]
+        feed.close()
 
     assert seen == [
         ("t1", "echo", "waiting"),
@@ -623,6 +624,32 @@ async def test_events_report_every_transition_once_subscribed(queue: ITaskQueue)
     assert before.id == "before"
 
 
+async def test_a_feed_whose_reader_falls_too_far_behind_ends_lagged(queue: ITaskQueue) -> None:
+    feed = await queue.events()
+    try:
+        # One more event than the feed may hold, none of them read.
+        await queue.enqueue([make_task(f"t{n}") for n in range(FEED_SIZE + 1)])
+        await eventually(lambda: feed.ended == "lagged")
+        assert await feed.next_batch(0.01) == []
+    finally:
+        feed.close()
+    assert feed.ended == "lagged"  # closing an ended feed changes nothing
+
+
+async def test_a_feed_closed_by_its_reader_delivers_nothing_more(queue: ITaskQueue) -> None:
+    feed = await queue.events()
+    other = await queue.events()
+    try:
+        feed.close()
+        feed.close()
+        await queue.enqueue([make_task("t1")])
+        assert await feed.next_batch(0.01) == []
+        assert feed.ended == "closed"
+        assert await events_until_sentinel(queue, other) == [("t1", "echo", "waiting")]
+    finally:
+        other.close()
+
+
 async def test_events_report_the_promotion_of_a_due_task(queue: ITaskQueue) -> None:
     await queue.enqueue([make_task("later", run_at=T0 + 10)])
     await queue.set_paused(QUEUE, True)
@@ -634,7 +661,7 @@ async def test_events_report_the_promotion_of_a_due_task(queue: ITaskQueue) -> N
 
         seen = await events_until_sentinel(queue, feed)
     finally:
-        await feed.aclose()  # type: ignore[attr-defined]
+        feed.close()
 
     assert seen == [("later", "echo", "waiting"), ("later", "echo", "active")]
     assert later.id == "later"
@@ -688,7 +715,7 @@ async def test_redis_events_of_another_database_are_not_delivered(
 
             seen = await events_until_sentinel(queue, feed)
     finally:
-        await feed.aclose()  # type: ignore[attr-defined]
+        feed.close()
         await queue.aclose()
 
     assert seen == [("ours", "echo", "waiting")]

@@ -15,11 +15,11 @@ from domain.ports import (
     ClaimBatch,
     Enqueued,
     EnqueueOutcome,
+    EventFeed,
     Lease,
     QueueStats,
     StopKind,
     StopRequest,
-    TaskEvent,
     TaskPage,
     TaskQuery,
 )
@@ -77,7 +77,9 @@ class RedisTaskQueue:
         blocking_client: Redis,
         idempotency_window_ms: int,
         locks: RedlockService | None = None,
+        *,
         queues: Sequence[str] = ("default",),
+        events: EventHub | None = None,
     ) -> None:
         self._redis = client
         self._locks = locks
@@ -85,7 +87,7 @@ class RedisTaskQueue:
         self._scripts = Scripts.register(client, self._db)
         self._waiter = MarkerWaiter(client, blocking_client)
         self._reader = QueueReader(client, queues)
-        self._events = EventHub(client, self._db)
+        self._events = events or EventHub(client)
         self._window_ms = idempotency_window_ms
 
     async def aclose(self) -> None:
@@ -358,7 +360,7 @@ class RedisTaskQueue:
         return await self._events.wait_finished(task, timeout_ms, self._reader.get)
 
     @_reachable
-    async def events(self) -> AsyncIterator[TaskEvent]:
+    async def events(self) -> EventFeed:
         return await self._events.stream()
 
     @_reachable

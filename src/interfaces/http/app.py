@@ -23,7 +23,7 @@ from interfaces.http.boundary import Boundary, HostPolicy
 from interfaces.http.errors import EXCEPTION_HANDLERS
 from interfaces.http.health import health, ready
 from interfaces.http.listing import ExportController
-from interfaces.http.live import events, workers
+from interfaces.http.live import end_streams_on_exit, events, workers
 from interfaces.http.metrics import http_metrics, metrics
 from interfaces.http.queues import QueueController
 from interfaces.http.seeds import SEED_ROUTES
@@ -48,6 +48,7 @@ def create_app(container: Container) -> Litestar:
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await container.init_resources()  # type: ignore[misc]
         registry = await resolve(container.registry)
+        end_streams_on_exit((await resolve(container.event_hub)).end_streams)
         get_logger("conveyor.http").info("api.started", task_types=registry.names)
         # What start-up allocated lives as long as the process: keep the collector from
         # walking it again and again (its full passes were the API's p99 under load).

@@ -28,6 +28,7 @@ from domain.errors import (
     TaskChanged,
     TaskNotFound,
     TemplateNotFound,
+    TooManyStreams,
 )
 from infrastructure.logging import get_logger
 from interfaces.http.schemas import ErrorBody
@@ -41,6 +42,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (InvalidTransition, 409, "conflict"),
     (TaskChanged, 409, "conflict"),
     (LockLost, 409, "conflict"),
+    (TooManyStreams, 429, "too_many_requests"),
     (QueueUnavailable, 503, "unavailable"),
     (RedisError, 503, "unavailable"),
     (OSError, 503, "unavailable"),
@@ -160,6 +162,7 @@ def _name(status: int) -> str:
         413: "payload_too_large",
         415: "unsupported_media_type",
         422: "invalid_request",
+        429: "too_many_requests",
         503: "unavailable",
     }.get(status, "error")
 
@@ -173,6 +176,7 @@ _MEANINGS = {
     413: "The request body is larger than 1 MiB",
     415: "The body is not JSON: send Content-Type: application/json",
     422: "A field or parameter failed validation; `fields` names each",
+    429: "This API process serves as many event streams as it may (MAX_EVENT_STREAMS)",
     503: "Redis is unreachable; retry shortly",
 }
 QUERY = (400, 422)  # what checking path and query parameters may answer

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -34,7 +35,9 @@ CursorParam = Annotated[str | None, QueryParameter(name="cursor", max_length=512
 
 CSV_COLUMNS = ["id", "taskName", "queue", "status", "priority", "attempts", "createdAt",
                "runAt", "startedAt", "finishedAt", "createdBy", "error", "payload"]  # fmt: skip
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# What a spreadsheet may run as a formula, or read as a cell of its own (a line break, a NUL).
+_UNSAFE_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 def task_query(
@@ -91,31 +94,47 @@ class ExportController(Controller):
             status=status, name=task_name, queue=queue, search=search,
             created=(created_from, created_to),
         )  # fmt: skip
-        return csv_stream(export_tasks.execute(query))
+        return await csv_stream(export_tasks.execute(query))
 
 
-def csv_stream(tasks: AsyncIterator[Task], columns: list[str] = CSV_COLUMNS) -> Stream:
+async def csv_stream(tasks: AsyncIterator[Task], columns: list[str] = CSV_COLUMNS) -> Stream:
+    """The CSV of `tasks`, whose first page is read before the response starts: a Redis
+    that is down is a 503, not a 200 with a header row alone. A failure midway ends the
+    response without its last chunk, so no client takes a cut export for a whole one."""
+    first = await anext(tasks, None)
     return Stream(
-        _csv_lines(tasks, columns),
+        _csv_lines(first, tasks, columns),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="tasks.csv"'},
     )
 
 
-async def _csv_lines(tasks: AsyncIterator[Task], columns: list[str]) -> AsyncIterator[str]:
+async def _csv_lines(
+    first: Task | None, rest: AsyncIterator[Task], columns: list[str]
+) -> AsyncIterator[str]:
     yield _row(columns)
-    async for task in tasks:
-        wire: dict[str, Any] = TaskOut.model_validate(task).model_dump(mode="json", by_alias=True)
-        wire["error"] = (wire.get("error") or {}).get("message")
-        yield _row([_cell(wire.get(column)) for column in columns])
+    if first is None:
+        return
+    yield _task_row(first, columns)
+    async for task in rest:
+        yield _task_row(task, columns)
 
 
-def _cell(value: Any) -> str:
-    """A spreadsheet must not run a cell as a formula: such text gets a leading quote."""
+def _task_row(task: Task, columns: list[str]) -> str:
+    wire: dict[str, Any] = TaskOut.model_validate(task).model_dump(mode="json", by_alias=True)
+    wire["error"] = (wire.get("error") or {}).get("message")
+    return _row([cell(wire.get(column)) for column in columns])
+
+
+def cell(value: Any) -> str:
+    """A spreadsheet must not run a cell as a formula, nor split it: such text gets a
+    leading quote. A plain number (-5, +3, -1.5) stays a number."""
     if value is None:
         return ""
     text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-    return f"'{text}" if text.startswith(_FORMULA_START) else text
+    if text.startswith(_UNSAFE_START) and not _NUMBER.fullmatch(text):
+        return f"'{text}"
+    return text
 
 
 def _row(cells: list[str]) -> str:

@@ -322,7 +322,7 @@ async def seed001_export_jobs(
     end_date: EndParam = None,
 ) -> Stream:
     query = _job_query(task_type, search, (start_date, end_date))
-    return csv_stream(_exported(export_tasks, query, _statuses(status)))
+    return await csv_stream(_exported(export_tasks, query, _statuses(status)))
 
 
 @post(
