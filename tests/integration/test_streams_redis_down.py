@@ -13,6 +13,7 @@ from litestar.testing import AsyncTestClient
 from infrastructure.settings import Settings
 from interfaces.container import Container
 from interfaces.http.app import create_app
+from tests.conftest import LOCAL
 from tests.e2e.conftest import free_port
 
 
@@ -24,7 +25,7 @@ async def client(tmp_path: Path) -> AsyncIterator[AsyncTestClient[Any]]:
     )
     container = Container()
     container.settings.override(providers.Object(settings))
-    async with AsyncTestClient(app=create_app(container)) as test_client:
+    async with AsyncTestClient(app=create_app(container), base_url=LOCAL) as test_client:
         yield test_client
 
 
