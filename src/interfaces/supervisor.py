@@ -12,6 +12,7 @@ from types import FrameType
 
 from infrastructure.embedded_redis import EmbeddedRedis, redis_answers
 from infrastructure.logging import configure_logging, get_logger
+from infrastructure.redaction import secrets_in
 from infrastructure.settings import Settings
 
 RESTART_DELAY_S = 1.0
@@ -113,5 +114,5 @@ class Supervisor:
 
 
 def run_up(settings: Settings, workers: int, concurrency: int | None) -> int:
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, secrets_in(settings))
     return Supervisor(settings, workers, concurrency).run()

@@ -242,3 +242,25 @@ async def test_the_routes_are_in_the_openapi_schema(client: Client) -> None:
     paths = (await client.get("/schema/openapi.json")).json()["paths"]
     assert "/api/templates" in paths
     assert "/api/templates/{template_id}/use" in paths
+
+
+async def test_a_queue_named_templates_shares_no_key_with_the_templates(
+    redis: Redis, redis_url: str, tmp_path: Path
+) -> None:
+    settings = Settings(redis_url=redis_url, files_base_dir=tmp_path, queues="default,templates")
+    container = Container()
+    container.settings.override(providers.Object(settings))
+    async with AsyncTestClient(app=create_app(container), base_url=LOCAL) as client:
+        for n in range(3):
+            body = {"taskName": "echo", "payload": {"n": n}, "queue": "templates"}
+            assert (await client.post("/api/tasks", json=body)).status_code == 202
+        first, second = await create(client), await create(client, name="second")
+        later = {"taskName": "echo", "payload": {}, "queue": "templates", "priority": 5}
+        assert (await client.post("/api/tasks", json=later)).status_code == 202
+        listed = (await client.get("/api/tasks", params={"queue": "templates"})).json()
+
+    assert (first["id"], second["id"]) == ("1", "2")  # the queue's counters left them alone
+    assert listed["total"] == 4
+    template_keys = {key for key in await redis.keys("conveyor:*") if "#templates" in key}
+    queue_keys = await redis.keys("conveyor:{templates}:*")
+    assert template_keys and queue_keys and not template_keys & set(queue_keys)

@@ -12,13 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dependency_injector import providers
 
 from infrastructure.logging import configure_logging, get_logger
+from infrastructure.redaction import secrets_in
 from infrastructure.settings import Settings
 from interfaces.container import Container, new_worker_id, resolve
 from interfaces.workers.worker import Worker
 
 
 def run_worker(settings: Settings) -> int:
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, secrets_in(settings))
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         return runner.run(_serve(settings))
 
