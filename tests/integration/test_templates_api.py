@@ -263,4 +263,6 @@ async def test_a_queue_named_templates_shares_no_key_with_the_templates(
     assert listed["total"] == 4
     template_keys = {key for key in await redis.keys("conveyor:*") if "#templates" in key}
     queue_keys = await redis.keys("conveyor:{templates}:*")
-    assert template_keys and queue_keys and not template_keys & set(queue_keys)
+    assert template_keys
+    assert queue_keys
+    assert not template_keys & set(queue_keys)
