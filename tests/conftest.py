@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
+from dependency_injector import providers
+from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from infrastructure.redis.client import create_blocking_redis, create_redis
+from infrastructure.settings import Settings
+from interfaces.container import Container
+from interfaces.http.app import create_app
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 # Where in-process test clients send requests: a loopback Host, which an API without
@@ -39,3 +47,24 @@ async def blocking_redis(redis_url: str) -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@asynccontextmanager
+async def api_client(
+    redis_url: str, files: Path, **overrides: Any
+) -> AsyncIterator[AsyncTestClient[Any]]:
+    """The whole app in process, over a container of `Settings` with `overrides`."""
+    settings = Settings(redis_url=redis_url, files_base_dir=files, **overrides)
+    container = Container()
+    container.settings.override(providers.Object(settings))
+    async with AsyncTestClient(app=create_app(container), base_url=LOCAL) as client:
+        yield client
+
+
+@pytest.fixture
+async def client(
+    redis: Redis, redis_url: str, tmp_path: Path
+) -> AsyncIterator[AsyncTestClient[Any]]:
+    """The open API (no keys) on the tests' Redis; modules with other needs define their own."""
+    async with api_client(redis_url, tmp_path / "files") as made:
+        yield made

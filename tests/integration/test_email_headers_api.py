@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from dependency_injector import providers
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from infrastructure.redis.templates import RedisTemplateStore
-from infrastructure.settings import Settings
-from interfaces.container import Container
-from interfaces.http.app import create_app
-from tests.conftest import LOCAL
 
 Client = AsyncTestClient[Any]
 Route = Callable[[Client, Redis, dict[str, Any]], Awaitable[Any]]
@@ -31,15 +25,6 @@ BAD_VALUES = [
     ("to", "Bob <user@example.com>, evil@example.net"),
     ("to", "user@example.com\nBcc: evil@example.net"),
 ]
-
-
-@pytest.fixture
-async def client(redis: Redis, redis_url: str, tmp_path: Path) -> AsyncIterator[Client]:
-    settings = Settings(redis_url=redis_url, files_base_dir=tmp_path / "files")
-    container = Container()
-    container.settings.override(providers.Object(settings))
-    async with AsyncTestClient(app=create_app(container), base_url=LOCAL) as test_client:
-        yield test_client
 
 
 async def native(client: Client, redis: Redis, data: dict[str, Any]) -> Any:

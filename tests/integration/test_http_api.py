@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +16,6 @@ from interfaces.http.app import create_app
 from tests.conftest import LOCAL
 
 Client = AsyncTestClient[Any]
-
-
-@pytest.fixture
-async def client(redis: Redis, redis_url: str, tmp_path: Path) -> AsyncIterator[Client]:
-    settings = Settings(redis_url=redis_url, files_base_dir=tmp_path / "files")
-    container = Container()
-    container.settings.override(providers.Object(settings))
-    async with AsyncTestClient(app=create_app(container), base_url=LOCAL) as test_client:
-        yield test_client
 
 
 async def enqueue(client: Client, **body: Any) -> Any:

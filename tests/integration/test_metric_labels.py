@@ -6,15 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dependency_injector import providers
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
-from infrastructure.settings import Settings
-from interfaces.container import Container
-from interfaces.http.app import create_app
-from tests.conftest import LOCAL
+from tests.conftest import api_client
 
 
 def series(text: str) -> set[tuple[str, frozenset[tuple[str, str]]]]:
@@ -42,10 +38,7 @@ async def hostile_requests(client: AsyncTestClient[Any], n: int) -> None:
 async def test_metric_series_do_not_grow_with_hostile_requests(
     redis: Redis, redis_url: str, tmp_path: Path
 ) -> None:
-    settings = Settings(redis_url=redis_url, files_base_dir=tmp_path)
-    container = Container()
-    container.settings.override(providers.Object(settings))
-    async with AsyncTestClient(app=create_app(container), base_url=LOCAL) as client:
+    async with api_client(redis_url, tmp_path) as client:
         await hostile_requests(client, 0)  # every route template and status, seen once
         before = series((await client.get("/metrics")).text)
         for n in range(1, 20):

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dependency_injector import providers
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from infrastructure.settings import Settings
-from interfaces.container import Container
-from interfaces.http.app import create_app
-from tests.conftest import LOCAL
+from tests.conftest import api_client
 
 Client = AsyncTestClient[Any]
 
@@ -25,15 +20,6 @@ SEED_TASK = {
     "data": {"to": "user@example.com", "subject": "Hello", "message": "This is a test email"},
 }
 SEED_SCHEDULED_AT = "2026-02-20T10:00:00Z"
-
-
-@pytest.fixture
-async def client(redis: Redis, redis_url: str, tmp_path: Path) -> AsyncIterator[Client]:
-    settings = Settings(redis_url=redis_url, files_base_dir=tmp_path / "files")
-    container = Container()
-    container.settings.override(providers.Object(settings))
-    async with AsyncTestClient(app=create_app(container), base_url=LOCAL) as test_client:
-        yield test_client
 
 
 async def create(client: Client, name: str = "Welcome email", task: Any = None) -> Any:
@@ -247,10 +233,7 @@ async def test_the_routes_are_in_the_openapi_schema(client: Client) -> None:
 async def test_a_queue_named_templates_shares_no_key_with_the_templates(
     redis: Redis, redis_url: str, tmp_path: Path
 ) -> None:
-    settings = Settings(redis_url=redis_url, files_base_dir=tmp_path, queues="default,templates")
-    container = Container()
-    container.settings.override(providers.Object(settings))
-    async with AsyncTestClient(app=create_app(container), base_url=LOCAL) as client:
+    async with api_client(redis_url, tmp_path, queues="default,templates") as client:
         for n in range(3):
             body = {"taskName": "echo", "payload": {"n": n}, "queue": "templates"}
             assert (await client.post("/api/tasks", json=body)).status_code == 202

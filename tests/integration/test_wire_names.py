@@ -7,23 +7,16 @@ from __future__ import annotations
 
 import re
 import types
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Annotated, Any, NamedTuple, Union, get_args, get_origin
 
 import pytest
-from dependency_injector import providers
 from litestar.enums import ParamType
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 from pydantic import BaseModel
-from redis.asyncio import Redis
 
-from infrastructure.settings import Settings
-from interfaces.container import Container
-from interfaces.http.app import create_app
 from interfaces.http.schemas import BackoffBody, DuplicateBody, EnqueueBody
-from tests.conftest import LOCAL
 from tests.integration.test_http_boundary import make_app
 
 Client = AsyncTestClient[Any]
@@ -56,15 +49,6 @@ def query_parameters() -> Iterator[Any]:
 
 
 QUERY_PARAMETERS = list(query_parameters())
-
-
-@pytest.fixture
-async def client(redis: Redis, redis_url: str, tmp_path: Path) -> AsyncIterator[Client]:
-    settings = Settings(redis_url=redis_url, files_base_dir=tmp_path / "files")
-    container = Container()
-    container.settings.override(providers.Object(settings))
-    async with AsyncTestClient(app=create_app(container), base_url=LOCAL) as test_client:
-        yield test_client
 
 
 def test_the_parameters_renamed_on_the_wire_are_among_those_found() -> None:
