@@ -27,11 +27,12 @@ from domain.errors import (
     TaskChanged,
     TaskNotFound,
 )
-from domain.ports import (
+from domain.ports import EventFeed
+from domain.task import Task, TaskStatus, check_configured_queue
+from domain.values import (
     ClaimBatch,
     Enqueued,
     EnqueueOutcome,
-    EventFeed,
     Lease,
     QueueStats,
     StopKind,
@@ -40,7 +41,6 @@ from domain.ports import (
     TaskPage,
     TaskQuery,
 )
-from domain.task import Task, TaskStatus, check_configured_queue
 
 # The search words are part of the contract (what a search finds), so the fake uses the
 # very function the adapter indexes with; it is pure and does no I/O.
@@ -369,7 +369,8 @@ class MemoryFeed:
 
 
 class InMemoryTaskQueue:
-    """ITaskQueue in a dict, matching RedisTaskQueue (and its Lua scripts) step by step.
+    """The task ports (transitions, views, feed) in a dict, matching RedisTaskQueue and
+    its Lua scripts step by step.
 
     `clock` only measures the idempotency window of removed ids; every other time is
     passed in, as with the Redis adapter. `queues` are the configured queue names that

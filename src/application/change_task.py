@@ -8,8 +8,9 @@ from enum import StrEnum
 from application.clock import Clock
 from domain.audit import AuditEntry
 from domain.errors import TaskChanged
-from domain.ports import IAuditLog, ITaskQueue, StopKind
+from domain.ports import IAuditLog, ITaskTransitions, ITaskViews
 from domain.task import Task, TaskStatus
+from domain.values import StopKind
 
 _ATTEMPTS = 5  # a task that keeps changing under us is busy; the caller may try again
 
@@ -32,7 +33,14 @@ class ChangeTask:
     meanwhile (else read again). An active task is cancelled by its worker: it is asked
     to stop, and the answer is the task as it is now, still active."""
 
-    def __init__(self, queue: ITaskQueue, clock: Clock, audit: IAuditLog | None = None) -> None:
+    def __init__(
+        self,
+        views: ITaskViews,
+        queue: ITaskTransitions,
+        clock: Clock,
+        audit: IAuditLog | None = None,
+    ) -> None:
+        self._views = views
         self._queue = queue
         self._clock = clock
         self._audit = audit
@@ -41,7 +49,7 @@ class ChangeTask:
         self, action: Action, task_id: str, queue: str | None = None, actor: str = "anonymous"
     ) -> Task:
         for _ in range(_ATTEMPTS):
-            task = await self._queue.get(task_id, queue)
+            task = await self._views.get(task_id, queue)
             try:
                 changed = await self._apply(action, task)
             except TaskChanged:

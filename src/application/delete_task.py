@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from application.clock import Clock, system_clock
 from domain.audit import AuditEntry
-from domain.ports import IAuditLog, ITaskQueue
+from domain.ports import IAuditLog, ITaskTransitions, ITaskViews
 
 
 class DeleteTask:
@@ -12,8 +12,13 @@ class DeleteTask:
     repeated enqueue for the idempotency window, so a late retry cannot run it again."""
 
     def __init__(
-        self, queue: ITaskQueue, clock: Clock | None = None, audit: IAuditLog | None = None
+        self,
+        views: ITaskViews,
+        queue: ITaskTransitions,
+        clock: Clock | None = None,
+        audit: IAuditLog | None = None,
     ) -> None:
+        self._views = views
         self._queue = queue
         self._clock = clock or system_clock
         self._audit = audit
@@ -21,7 +26,7 @@ class DeleteTask:
     async def execute(
         self, task_id: str, queue: str | None = None, actor: str = "anonymous"
     ) -> None:
-        task = await self._queue.get(task_id, queue)
+        task = await self._views.get(task_id, queue)
         await self._queue.remove(task)
         if self._audit is not None:
             detail = {"queue": task.queue, "status": task.status.value}

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from application.clock import Clock
 from application.registry import TaskRegistry
 from domain.errors import DuplicateTask
-from domain.ports import Enqueued, EnqueueOutcome, ITaskQueue
+from domain.ports import ITaskTransitions
 from domain.task import Backoff, JSONObject, Task, TaskStatus, check_configured_queue
+from domain.values import Enqueued, EnqueueOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,7 @@ class EnqueueTask:
 
     def __init__(
         self,
-        queue: ITaskQueue,
+        queue: ITaskTransitions,
         registry: TaskRegistry,
         clock: Clock,
         new_id: Callable[[], str],

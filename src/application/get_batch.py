@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from domain.ports import ITaskQueue
+from domain.ports import ITaskViews
 from domain.task import Task, TaskStatus
 
 
@@ -26,7 +26,7 @@ class Batch:
 
 
 class GetBatch:
-    def __init__(self, queue: ITaskQueue) -> None:
+    def __init__(self, queue: ITaskViews) -> None:
         self._queue = queue
 
     async def execute(self, batch_id: str) -> Batch:

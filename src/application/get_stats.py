@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from application.clock import Clock
-from domain.ports import ITaskQueue, QueueStats
+from domain.ports import ITaskViews
 from domain.task import TaskStatus
+from domain.values import QueueStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +29,7 @@ class Stats:
 class GetStats:
     """Totals over every queue, per task type with p50/p95 of recent durations."""
 
-    def __init__(self, queue: ITaskQueue, clock: Clock) -> None:
+    def __init__(self, queue: ITaskViews, clock: Clock) -> None:
         self._queue = queue
         self._clock = clock
 

@@ -8,8 +8,9 @@ from application.clock import Clock
 from application.execution import AbortReason, Execution
 from application.handlers import Logger
 from domain.errors import LockLost
-from domain.ports import ILockService, ITaskQueue, Lease
+from domain.ports import ILockService, ITaskTransitions
 from domain.task import Task
+from domain.values import Lease
 
 
 class _Taken(Exception):
@@ -28,7 +29,9 @@ class LeaseKeeper:
     not a lock held by another worker.
     """
 
-    def __init__(self, queue: ITaskQueue, locks: ILockService, clock: Clock, log: Logger) -> None:
+    def __init__(
+        self, queue: ITaskTransitions, locks: ILockService, clock: Clock, log: Logger
+    ) -> None:
         self._queue = queue
         self._locks = locks
         self._clock = clock

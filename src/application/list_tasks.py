@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-from domain.ports import ITaskQueue, TaskPage, TaskQuery
+from domain.ports import ITaskViews
 from domain.task import Task
+from domain.values import TaskPage, TaskQuery
 
 FIRST_EXPORT_PAGE = 50  # the first rows go out quickly; later pages are larger
 EXPORT_PAGE = 500
 
 
 class ListTasks:
-    """One page of a listing, newest first (see ITaskQueue.list_tasks for the filters)."""
+    """One page of a listing, newest first (see ITaskViews.list_tasks for the filters)."""
 
-    def __init__(self, queue: ITaskQueue) -> None:
+    def __init__(self, queue: ITaskViews) -> None:
         self._queue = queue
 
     async def execute(self, query: TaskQuery) -> TaskPage:
@@ -25,7 +26,7 @@ class ListTasks:
 class ExportTasks:
     """Every task a query matches, page after page by cursor, never all in memory."""
 
-    def __init__(self, queue: ITaskQueue) -> None:
+    def __init__(self, queue: ITaskViews) -> None:
         self._queue = queue
 
     async def execute(self, query: TaskQuery) -> AsyncIterator[Task]:

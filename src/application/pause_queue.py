@@ -6,7 +6,7 @@ from collections.abc import Collection
 
 from application.clock import Clock, system_clock
 from domain.audit import AuditEntry
-from domain.ports import IAuditLog, ITaskQueue
+from domain.ports import IAuditLog, ITaskTransitions
 from domain.task import check_configured_queue
 
 
@@ -15,7 +15,7 @@ class PauseQueue:
 
     def __init__(
         self,
-        queue: ITaskQueue,
+        queue: ITaskTransitions,
         queues: Collection[str],
         clock: Clock | None = None,
         audit: IAuditLog | None = None,

@@ -18,8 +18,9 @@ from application.progress import ProgressReporter
 from application.registry import TaskRegistry, TaskType
 from application.run_handler import Interrupted, run_handler
 from domain.errors import LockLost, LockNotAcquired, QueueUnavailable, SchedulerError
-from domain.ports import ILockService, ITaskQueue, Lease
+from domain.ports import ILockService, ITaskTransitions, ITaskViews
 from domain.task import Failure, Task, TaskError, TaskStatus
+from domain.values import Lease
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,8 @@ class ProcessTask:
     def __init__(
         self,
         *,
-        queue: ITaskQueue,
+        queue: ITaskTransitions,
+        views: ITaskViews,
         locks: ILockService,
         registry: TaskRegistry,
         policy: ProcessPolicy,
@@ -63,6 +65,7 @@ class ProcessTask:
         rng: Random | None = None,
     ) -> None:
         self._queue = queue
+        self._views = views
         self._locks = locks
         self._registry = registry
         self._policy = policy
@@ -210,7 +213,7 @@ class ProcessTask:
 
     async def _write_outcome(self, outcome: Task, lease: Lease | None) -> None:
         """Settle, retrying while Redis is unreachable for at most half the lease. The
-        queue may release the lease with the outcome (see ITaskQueue.settle).
+        queue may release the lease with the outcome (see ITaskTransitions.settle).
 
         An attempt that got no answer (a timeout, a frozen Redis) may still have been
         written when Redis resumed; the retry is then refused by the fence, and the
@@ -236,7 +239,7 @@ class ProcessTask:
 
     async def _written(self, outcome: Task) -> bool:
         try:
-            stored = await self._queue.get(outcome.id, outcome.queue)
+            stored = await self._views.get(outcome.id, outcome.queue)
         except SchedulerError:  # gone, or Redis away again: not known to be ours
             return False
         written = _shows(stored, outcome)

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from application.handlers import Logger
-from domain.ports import ITaskQueue
+from domain.ports import ITaskTransitions
 from domain.task import Task
 
 _NOTHING = object()
@@ -19,7 +19,7 @@ class ProgressReporter:
 
     __slots__ = ("_log", "_loop", "_pending", "_queue", "_task", "_writer", "reported")
 
-    def __init__(self, queue: ITaskQueue, task: Task, log: Logger) -> None:
+    def __init__(self, queue: ITaskTransitions, task: Task, log: Logger) -> None:
         self._queue = queue
         self._task = task
         self._log = log

@@ -7,7 +7,7 @@ from random import Random
 from application.clock import Clock
 from application.handlers import Logger
 from domain.errors import LockLost
-from domain.ports import ITaskQueue
+from domain.ports import ITaskTransitions
 from domain.task import TaskStatus
 
 
@@ -20,7 +20,7 @@ class RecoverStalled:
     """
 
     def __init__(
-        self, queue: ITaskQueue, clock: Clock, log: Logger, max_stalls: int, rng: Random
+        self, queue: ITaskTransitions, clock: Clock, log: Logger, max_stalls: int, rng: Random
     ) -> None:
         self._queue = queue
         self._clock = clock

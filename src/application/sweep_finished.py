@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from application.clock import Clock
-from domain.ports import ITaskQueue
+from domain.ports import ITaskTransitions
 from domain.task import TaskStatus
 
 
@@ -22,7 +22,7 @@ class SweepFinished:
     """Remove up to `limit` expired finished tasks of a queue per call (ids stay reserved
     for the idempotency window, like any removed task's)."""
 
-    def __init__(self, queue: ITaskQueue, clock: Clock, retention: Retention) -> None:
+    def __init__(self, queue: ITaskTransitions, clock: Clock, retention: Retention) -> None:
         self._queue = queue
         self._clock = clock
         self._retention = retention

@@ -9,9 +9,10 @@ from application.clock import Clock
 from application.enqueue_task import EnqueueRequest, EnqueueTask
 from application.registry import TaskRegistry
 from domain.errors import InvalidTask, UnknownTaskType
-from domain.ports import Enqueued, ITemplateStore
+from domain.ports import ITemplateStore
 from domain.task import JSONObject
 from domain.templates import Template
+from domain.values import Enqueued
 
 
 @contextmanager

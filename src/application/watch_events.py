@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from domain.ports import EventFeed, ITaskQueue
+from domain.ports import EventFeed, ITaskFeed
 
 
 class WatchEvents:
-    def __init__(self, queue: ITaskQueue) -> None:
+    def __init__(self, queue: ITaskFeed) -> None:
         self._queue = queue
 
     async def execute(self) -> EventFeed:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from application.clock import Clock
-from domain.ports import IWorkerRegistry, WorkerInfo
+from domain.ports import IWorkerRegistry
+from domain.values import WorkerInfo
 
 
 class ListWorkers:

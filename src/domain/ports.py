@@ -1,94 +1,34 @@
-"""Ports: what the application needs from storage and locking, in domain terms only."""
+"""Ports: what the application needs from storage and locking, in domain terms only.
+
+The task store is three ports, by reader: the transitions (what moves a task), the views
+(what reads tasks), and the feed (what is pushed: work to claim, events, stop requests).
+The values they exchange are in `domain.values`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Protocol
 
 from domain.audit import AuditEntry
 from domain.task import JSONObject, Task, TaskStatus
 from domain.templates import Template
-
-
-class EnqueueOutcome(StrEnum):
-    CREATED = "created"
-    EXISTING = "existing"  # same id, same name and payload: the earlier task stands
-    REMOVED = "removed"  # same id as a task removed within the idempotency window
-    CONFLICT = "conflict"  # the id is held by a task with another name or payload
-
-
-@dataclass(frozen=True, slots=True)
-class Enqueued:
-    task: Task  # for REMOVED and CONFLICT, the request as it would have been stored
-    outcome: EnqueueOutcome
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimBatch:
-    tasks: list[Task]
-    next_due_at: int | None = None  # earliest delayed task, when nothing was claimable
-
-
-@dataclass(frozen=True, slots=True)
-class TaskQuery:
-    """A listing: filters (None = any), then a page by `cursor` or by `offset`."""
-
-    queue: str | None = None
-    status: TaskStatus | None = None
-    name: str | None = None
-    search: str | None = None
-    created_from: int | None = None
-    created_to: int | None = None
-    created_by: str | None = None
-    limit: int = 20
-    offset: int = 0
-    cursor: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TaskPage:
-    items: list[Task]
-    total: int | None  # None where a capped scan cannot know it
-    next_cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class QueueStats:
-    queue: str
-    paused: bool
-    counts: dict[TaskStatus, int]
-    type_counts: dict[str, dict[TaskStatus, int]]
-    durations_ms: dict[str, list[int]]  # recent durations of completed tasks, per type
-    finished_last_minute: int
-    finished_last_hour: int
-
-
-class StopKind(StrEnum):
-    CANCEL = "cancel"  # stop the handler and record the task cancelled
-    KILL = "kill"  # stop the handler; the task was already failed by the operator
-
-
-@dataclass(frozen=True, slots=True)
-class StopRequest:
-    task_id: str
-    queue: str
-    kind: StopKind
-
-
-@dataclass(frozen=True, slots=True)
-class TaskEvent:
-    """A task moved: its new status (or "removed")."""
-
-    task_id: str
-    queue: str
-    name: str
-    status: str
+from domain.values import (
+    ClaimBatch,
+    Enqueued,
+    Lease,
+    QueueStats,
+    StopKind,
+    StopRequest,
+    TaskEvent,
+    TaskPage,
+    TaskQuery,
+    WorkerInfo,
+)
 
 
 class EventFeed(Protocol):
-    """One reader's live feed of task transitions (see ITaskQueue.events)."""
+    """One reader's live feed of task transitions (see ITaskFeed.events)."""
 
     @property
     def ended(self) -> str | None:
@@ -108,27 +48,7 @@ class EventFeed(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerInfo:
-    worker_id: str
-    queues: list[str]
-    concurrency: int
-    running: int
-    processed: int
-    started_at: int
-    seen_at: int
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """A held lock: valid for `ttl_ms` after its last acquire or extend."""
-
-    resource: str
-    ttl_ms: int
-    token: str
-
-
-class ITaskQueue(Protocol):
+class ITaskTransitions(Protocol):
     """Durable task storage with atomic, fenced state transitions.
 
     Ordering: a claim takes due tasks by priority (lower first), then by the order they
@@ -153,21 +73,10 @@ class ITaskQueue(Protocol):
         """
         ...
 
-    async def get(self, task_id: str, queue: str | None = None) -> Task:
-        """The task with this id, in `queue` or else in any queue; `TaskNotFound` if none."""
-        ...
-
     async def claim(
         self, queue: str, worker_id: str, limit: int, lease_ms: int, now: int
     ) -> ClaimBatch:
         """Take up to `limit` due tasks of `queue` (none while it is paused)."""
-        ...
-
-    async def wait_for_work(self, queues: Sequence[str], timeout_ms: int) -> None:
-        """Block until a task may be claimable in one of `queues`, or the timeout passes.
-
-        Wakes early when a task is enqueued or returned; it may wake spuriously.
-        """
         ...
 
     async def settle(
@@ -184,10 +93,6 @@ class ITaskQueue(Protocol):
         """
         ...
 
-    async def set_progress(self, task: Task, progress: Any) -> None:
-        """Record progress of an active task; `LockLost` if the token is stale."""
-        ...
-
     async def change(self, task: Task, previous: Task, *, stop: StopKind | None = None) -> None:
         """Write an operator's change of a task read as `previous`.
 
@@ -202,21 +107,45 @@ class ITaskQueue(Protocol):
         outcome. `TaskChanged` if the task is no longer active."""
         ...
 
-    def stop_requests(self, queues: Sequence[str]) -> AsyncIterator[StopRequest]:
-        """Operators' requests to stop running handlers, as they come (at most once each:
-        a worker also learns of a cancel when it next renews the task's lease)."""
+    async def extend_lease(self, task: Task, lease_ms: int, now: int) -> bool:
+        """Push the lease of an active task to `now + lease_ms`; `LockLost` if not ours.
+
+        True when an operator has asked to cancel the task meanwhile.
+        """
         ...
 
-    async def wait_finished(self, task: Task, timeout_ms: int) -> Task:
-        """The task as soon as it reaches a terminal status, or as it is after the timeout
-        (pushed by the storage, not polled)."""
+    async def set_progress(self, task: Task, progress: Any) -> None:
+        """Record progress of an active task; `LockLost` if the token is stale."""
         ...
 
-    async def events(self) -> EventFeed:
-        """Subscribe: the feed holds every transition of every queue's tasks from the
-        moment this returns, until it ends (a reader too slow to keep up, or a broken
-        subscription, ends it rather than skip events). `TooManyStreams` when this
-        process already serves its maximum of feeds."""
+    async def remove(self, task: Task) -> None:
+        """Delete a task that is not active (`TaskActive` otherwise).
+
+        Its id stays reserved for the idempotency window: a repeated enqueue with the
+        same name and payload answers REMOVED, any other CONFLICT.
+        """
+        ...
+
+    async def sweep(self, queue: str, finished_before: Mapping[TaskStatus, int], limit: int) -> int:
+        """Retention: remove up to `limit` terminal tasks that finished before the time
+        given for their status (ids stay reserved as with `remove`). The number removed."""
+        ...
+
+    async def set_paused(self, queue: str, paused: bool) -> None:
+        """A paused queue hands out no task; running ones finish."""
+        ...
+
+    async def expired(self, queue: str, now: int, limit: int) -> list[Task]:
+        """Active tasks whose lease ran out before `now`: their worker vanished."""
+        ...
+
+
+class ITaskViews(Protocol):
+    """Reads of stored tasks: one by id, pages of a listing, counts, batches. None of them
+    scans every task."""
+
+    async def get(self, task_id: str, queue: str | None = None) -> Task:
+        """The task with this id, in `queue` or else in any queue; `TaskNotFound` if none."""
         ...
 
     async def list_tasks(self, query: TaskQuery) -> TaskPage:
@@ -233,37 +162,38 @@ class ITaskQueue(Protocol):
         queue and type, never a scan of tasks."""
         ...
 
-    async def set_paused(self, queue: str, paused: bool) -> None:
-        """A paused queue hands out no task; running ones finish."""
-        ...
-
     async def batch(self, batch_id: str) -> list[Task]:
         """The tasks of a batch as they are now (removed ones left out);
         `TaskNotFound` for an unknown batch."""
         ...
 
-    async def sweep(self, queue: str, finished_before: Mapping[TaskStatus, int], limit: int) -> int:
-        """Retention: remove up to `limit` terminal tasks that finished before the time
-        given for their status (ids stay reserved as with `remove`). The number removed."""
-        ...
 
-    async def remove(self, task: Task) -> None:
-        """Delete a task that is not active (`TaskActive` otherwise).
+class ITaskFeed(Protocol):
+    """What the storage pushes: work to claim, finished tasks, transitions, stop requests.
+    Nothing here is polled."""
 
-        Its id stays reserved for the idempotency window: a repeated enqueue with the
-        same name and payload answers REMOVED, any other CONFLICT.
+    async def wait_for_work(self, queues: Sequence[str], timeout_ms: int) -> None:
+        """Block until a task may be claimable in one of `queues`, or the timeout passes.
+
+        Wakes early when a task is enqueued or returned; it may wake spuriously.
         """
         ...
 
-    async def extend_lease(self, task: Task, lease_ms: int, now: int) -> bool:
-        """Push the lease of an active task to `now + lease_ms`; `LockLost` if not ours.
-
-        True when an operator has asked to cancel the task meanwhile.
-        """
+    async def wait_finished(self, task: Task, timeout_ms: int) -> Task:
+        """The task as soon as it reaches a terminal status, or as it is after the timeout
+        (pushed by the storage, not polled)."""
         ...
 
-    async def expired(self, queue: str, now: int, limit: int) -> list[Task]:
-        """Active tasks whose lease ran out before `now`: their worker vanished."""
+    async def events(self) -> EventFeed:
+        """Subscribe: the feed holds every transition of every queue's tasks from the
+        moment this returns, until it ends (a reader too slow to keep up, or a broken
+        subscription, ends it rather than skip events). `TooManyStreams` when this
+        process already serves its maximum of feeds."""
+        ...
+
+    def stop_requests(self, queues: Sequence[str]) -> AsyncIterator[StopRequest]:
+        """Operators' requests to stop running handlers, as they come (at most once each:
+        a worker also learns of a cancel when it next renews the task's lease)."""
         ...
 
 

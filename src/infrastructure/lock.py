@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from domain.errors import LockLost, LockNotAcquired
-from domain.ports import Lease
+from domain.values import Lease
 
 
 class TaskRedlock(AIORedlock):

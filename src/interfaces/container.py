@@ -189,12 +189,16 @@ class Container(containers.DeclarativeContainer):
         default_timeout_ms=settings.provided.default_timeout_ms,
         queues=queues,
     )
-    get_task = providers.Factory(GetTask, queue=queue)
-    delete_task = providers.Factory(DeleteTask, queue=queue, clock=clock, audit=audit_log)
-    change_task = providers.Factory(ChangeTask, queue=queue, clock=clock, audit=audit_log)
+    get_task = providers.Factory(GetTask, views=queue, feed=queue)
+    delete_task = providers.Factory(
+        DeleteTask, views=queue, queue=queue, clock=clock, audit=audit_log
+    )
+    change_task = providers.Factory(
+        ChangeTask, views=queue, queue=queue, clock=clock, audit=audit_log
+    )
     bulk_change = providers.Factory(BulkChange, change=change_task)
     clone_task = providers.Factory(
-        CloneTask, queue=queue, clock=clock, new_id=providers.Object(new_task_id)
+        CloneTask, views=queue, queue=queue, clock=clock, new_id=providers.Object(new_task_id)
     )
     list_tasks = providers.Factory(ListTasks, queue=queue)
     export_tasks = providers.Factory(ExportTasks, queue=queue)
@@ -225,6 +229,7 @@ class Container(containers.DeclarativeContainer):
     process_task = providers.Singleton(
         ProcessTask,
         queue=queue,
+        views=queue,
         locks=locks,
         registry=registry,
         policy=providers.Callable(_process_policy, settings),

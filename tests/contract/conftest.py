@@ -8,9 +8,8 @@ import pytest
 from redis.asyncio import Redis
 
 from application.clock import system_clock
-from domain.ports import ITaskQueue
 from infrastructure.redis.queue import RedisTaskQueue
-from tests.contract.queue_support import CONFIGURED, WINDOW_MS, MakeQueue
+from tests.contract.queue_support import CONFIGURED, WINDOW_MS, MakeQueue, TaskStore
 from tests.fakes import InMemoryTaskQueue
 
 
@@ -32,7 +31,7 @@ def make_queue(request: pytest.FixtureRequest) -> MakeQueue:
     blocking: Redis = request.getfixturevalue("blocking_redis")
     made: list[RedisTaskQueue] = request.getfixturevalue("redis_queues")  # after the clients
 
-    def make(window_ms: int) -> ITaskQueue:
+    def make(window_ms: int) -> TaskStore:
         made.append(RedisTaskQueue(client, blocking, window_ms, queues=CONFIGURED))
         return made[-1]
 
@@ -40,5 +39,5 @@ def make_queue(request: pytest.FixtureRequest) -> MakeQueue:
 
 
 @pytest.fixture
-def queue(make_queue: MakeQueue) -> ITaskQueue:
+def queue(make_queue: MakeQueue) -> TaskStore:
     return make_queue(WINDOW_MS)

@@ -1,12 +1,12 @@
-"""Shared helpers of the ITaskQueue contract suites."""
+"""Shared helpers of the TaskStore contract suites."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from domain.ports import ITaskQueue
+from domain.ports import ITaskFeed, ITaskTransitions, ITaskViews
 from domain.task import Backoff, Failure, Task, TaskError, TaskStatus
 
 T0 = 1_700_000_000_000  # 20 s into its minute: T0 % 60_000 == 20_000
@@ -24,7 +24,12 @@ QA, QB, QC = f"list-a-{RUN}", f"list-b-{RUN}", f"list-c-{RUN}"
 CONFIGURED = (QUEUE, OTHER, OPS_OTHER, PROBED, QA, QB, QC)
 WAIT_S = 5.0  # bound on every wait for something pushed
 
-MakeQueue = Callable[[int], ITaskQueue]
+
+class TaskStore(ITaskTransitions, ITaskViews, ITaskFeed, Protocol):
+    """What the contract suite drives: one adapter in every part (the fake, or Redis)."""
+
+
+MakeQueue = Callable[[int], TaskStore]
 
 
 def make_task(task_id: str, **changes: Any) -> Task:
@@ -42,16 +47,16 @@ def make_task(task_id: str, **changes: Any) -> Task:
     return Task(id=task_id, **fields)
 
 
-async def claim(queue: ITaskQueue, limit: int = 1, now: int = T0, name: str = QUEUE) -> list[Task]:
+async def claim(queue: TaskStore, limit: int = 1, now: int = T0, name: str = QUEUE) -> list[Task]:
     return (await queue.claim(name, "worker-1", limit, LEASE_MS, now)).tasks
 
 
-async def claim_one(queue: ITaskQueue, now: int = T0, name: str = QUEUE) -> Task:
+async def claim_one(queue: TaskStore, now: int = T0, name: str = QUEUE) -> Task:
     (task,) = await claim(queue, 1, now, name)
     return task
 
 
-async def enqueue_claimed(task_queue: ITaskQueue, task_id: str = "t1", **changes: Any) -> Task:
+async def enqueue_claimed(task_queue: TaskStore, task_id: str = "t1", **changes: Any) -> Task:
     """Enqueue a task and claim it: it must be the first waiting one of its queue."""
     task = make_task(task_id, **changes)
     await task_queue.enqueue([task])

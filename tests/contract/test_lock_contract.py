@@ -9,7 +9,8 @@ import pytest
 from redis.asyncio import Redis
 
 from domain.errors import LockLost, LockNotAcquired
-from domain.ports import ILockService, Lease
+from domain.ports import ILockService
+from domain.values import Lease
 from infrastructure.lock import RedlockService
 from tests.fakes import InMemoryLockService, ManualClock, eventually
 

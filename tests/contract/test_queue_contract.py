@@ -1,4 +1,4 @@
-"""ITaskQueue contract: the in-memory fake and RedisTaskQueue must behave alike."""
+"""TaskStore contract: the in-memory fake and RedisTaskQueue must behave alike."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ from typing import Any
 import pytest
 
 from domain.errors import LockLost, TaskActive, TaskNotFound
-from domain.ports import EnqueueOutcome, ITaskQueue
 from domain.task import TaskError, TaskStatus
+from domain.values import EnqueueOutcome
 from tests.contract.queue_support import (
     LEASE_MS,
     OTHER,
     QUEUE,
     T0,
     MakeQueue,
+    TaskStore,
     claim,
     claim_one,
     enqueue_claimed,
@@ -28,7 +29,7 @@ from tests.fakes import eventually
 # --- storing and reading ------------------------------------------------------------------
 
 
-async def test_a_stored_task_reads_back_equal(queue: ITaskQueue) -> None:
+async def test_a_stored_task_reads_back_equal(queue: TaskStore) -> None:
     task = make_task(
         "t:1.a_b-c",
         payload={"text": "héllo", "none": None, "nested": [1, 2.5, {"k": [True, None]}]},
@@ -45,7 +46,7 @@ async def test_a_stored_task_reads_back_equal(queue: ITaskQueue) -> None:
     assert await queue.get(task.id) == task
 
 
-async def test_get_of_an_unknown_id_raises_task_not_found(queue: ITaskQueue) -> None:
+async def test_get_of_an_unknown_id_raises_task_not_found(queue: TaskStore) -> None:
     await queue.enqueue([make_task("t1")])
 
     with pytest.raises(TaskNotFound):
@@ -57,7 +58,7 @@ async def test_get_of_an_unknown_id_raises_task_not_found(queue: ITaskQueue) -> 
 # --- ordering -------------------------------------------------------------------------------
 
 
-async def test_claim_takes_lower_priority_first(queue: ITaskQueue) -> None:
+async def test_claim_takes_lower_priority_first(queue: TaskStore) -> None:
     priorities = {"a": 5, "b": -3, "c": 0, "d": 10, "e": -1_000_000, "f": 1_000_000}
     await queue.enqueue([make_task(task_id, priority=p) for task_id, p in priorities.items()])
 
@@ -66,7 +67,7 @@ async def test_claim_takes_lower_priority_first(queue: ITaskQueue) -> None:
     assert [task.id for task in claimed] == ["e", "b", "c", "a", "d", "f"]
 
 
-async def test_equal_priorities_are_claimed_first_in_first_out(queue: ITaskQueue) -> None:
+async def test_equal_priorities_are_claimed_first_in_first_out(queue: TaskStore) -> None:
     ids = ["z", "a", "m", "b", "y"]  # not sorted, so id order cannot pass for FIFO
     for task_id in ids:
         await queue.enqueue([make_task(task_id, priority=2)])
@@ -76,7 +77,7 @@ async def test_equal_priorities_are_claimed_first_in_first_out(queue: ITaskQueue
     assert claimed == ids
 
 
-async def test_claim_honours_its_limit(queue: ITaskQueue) -> None:
+async def test_claim_honours_its_limit(queue: TaskStore) -> None:
     await queue.enqueue([make_task(f"t{i}") for i in range(5)])
 
     assert len(await claim(queue, limit=2)) == 2
@@ -87,7 +88,7 @@ async def test_claim_honours_its_limit(queue: ITaskQueue) -> None:
 # --- delays ---------------------------------------------------------------------------------
 
 
-async def test_a_delayed_task_is_claimed_at_its_run_at_not_before(queue: ITaskQueue) -> None:
+async def test_a_delayed_task_is_claimed_at_its_run_at_not_before(queue: TaskStore) -> None:
     await queue.enqueue([make_task("later", run_at=T0 + 1_000)])
 
     early = await queue.claim(QUEUE, "w", 1, LEASE_MS, T0 + 999)
@@ -100,7 +101,7 @@ async def test_a_delayed_task_is_claimed_at_its_run_at_not_before(queue: ITaskQu
     assert task.status is TaskStatus.ACTIVE
 
 
-async def test_next_due_at_reports_the_earliest_delayed_task(queue: ITaskQueue) -> None:
+async def test_next_due_at_reports_the_earliest_delayed_task(queue: TaskStore) -> None:
     assert (await queue.claim(QUEUE, "w", 1, LEASE_MS, T0)).next_due_at is None
     await queue.enqueue([make_task("t500", run_at=T0 + 500), make_task("t200", run_at=T0 + 200)])
 
@@ -112,7 +113,7 @@ async def test_next_due_at_reports_the_earliest_delayed_task(queue: ITaskQueue) 
 
 
 async def test_a_due_task_queues_by_priority_then_by_when_it_became_ready(
-    queue: ITaskQueue,
+    queue: TaskStore,
 ) -> None:
     await queue.enqueue([make_task("delayed", run_at=T0 + 100)])
     await queue.enqueue([make_task("ready")])
@@ -123,7 +124,7 @@ async def test_a_due_task_queues_by_priority_then_by_when_it_became_ready(
     assert [task.id for task in claimed] == ["urgent-later", "ready", "delayed"]
 
 
-async def test_a_past_run_at_stored_as_delayed_is_claimable_at_once(queue: ITaskQueue) -> None:
+async def test_a_past_run_at_stored_as_delayed_is_claimable_at_once(queue: TaskStore) -> None:
     await queue.enqueue([make_task("past", run_at=T0 - 5, status=TaskStatus.DELAYED)])
 
     assert [task.id for task in await claim(queue)] == ["past"]
@@ -132,7 +133,7 @@ async def test_a_past_run_at_stored_as_delayed_is_claimable_at_once(queue: ITask
 # --- claims and fencing ---------------------------------------------------------------------
 
 
-async def test_a_claim_marks_the_task_active_for_its_worker(queue: ITaskQueue) -> None:
+async def test_a_claim_marks_the_task_active_for_its_worker(queue: TaskStore) -> None:
     await queue.enqueue([make_task("t1")])
 
     task = await claim_one(queue, now=T0 + 7)
@@ -145,7 +146,7 @@ async def test_a_claim_marks_the_task_active_for_its_worker(queue: ITaskQueue) -
     assert await queue.get("t1") == task
 
 
-async def test_each_claim_gets_a_strictly_increasing_fence(queue: ITaskQueue) -> None:
+async def test_each_claim_gets_a_strictly_increasing_fence(queue: TaskStore) -> None:
     await queue.enqueue([make_task(f"t{i}") for i in range(3)])
     fences = [task.fence for task in await claim(queue, limit=2)]
     fences.append((await claim_one(queue)).fence)
@@ -157,7 +158,7 @@ async def test_each_claim_gets_a_strictly_increasing_fence(queue: ITaskQueue) ->
     assert len(fences) == 4
 
 
-async def test_settle_with_a_stale_fence_raises_lock_lost(queue: ITaskQueue) -> None:
+async def test_settle_with_a_stale_fence_raises_lock_lost(queue: TaskStore) -> None:
     first = await enqueue_claimed(queue)
     await queue.settle(first.returned(T0 + 1))
     second = await claim_one(queue, now=T0 + 2)
@@ -171,7 +172,7 @@ async def test_settle_with_a_stale_fence_raises_lock_lost(queue: ITaskQueue) -> 
     assert stored.result == "on time"
 
 
-async def test_settle_is_accepted_only_while_active(queue: ITaskQueue) -> None:
+async def test_settle_is_accepted_only_while_active(queue: TaskStore) -> None:
     (enqueued,) = await queue.enqueue([make_task("t1")])
     with pytest.raises(LockLost):
         await queue.settle(enqueued.task.complete(None, T0))
@@ -183,7 +184,7 @@ async def test_settle_is_accepted_only_while_active(queue: ITaskQueue) -> None:
     assert (await queue.get("t1")).finished_at == T0 + 1
 
 
-async def test_complete_records_result_and_history(queue: ITaskQueue) -> None:
+async def test_complete_records_result_and_history(queue: TaskStore) -> None:
     task = await enqueue_claimed(queue)
 
     await queue.settle(task.complete({"answer": [4, 2]}, T0 + 10))
@@ -197,7 +198,7 @@ async def test_complete_records_result_and_history(queue: ITaskQueue) -> None:
     assert await claim(queue, limit=5, now=T0 + 10_000) == []
 
 
-async def test_a_retryable_failure_is_delayed_then_claimable_again(queue: ITaskQueue) -> None:
+async def test_a_retryable_failure_is_delayed_then_claimable_again(queue: TaskStore) -> None:
     task = await enqueue_claimed(queue)
 
     await queue.settle(task.fail(failure(), T0 + 10, Random(0)))
@@ -213,7 +214,7 @@ async def test_a_retryable_failure_is_delayed_then_claimable_again(queue: ITaskQ
     assert again.fence > task.fence
 
 
-async def test_a_final_failure_is_failed(queue: ITaskQueue) -> None:
+async def test_a_final_failure_is_failed(queue: TaskStore) -> None:
     task = await enqueue_claimed(queue)
 
     await queue.settle(task.fail(failure(retryable=False), T0 + 10, Random(0)))
@@ -225,7 +226,7 @@ async def test_a_final_failure_is_failed(queue: ITaskQueue) -> None:
     assert await claim(queue, limit=5, now=T0 + 10**9) == []
 
 
-async def test_a_returned_task_is_waiting_again_behind_earlier_ones(queue: ITaskQueue) -> None:
+async def test_a_returned_task_is_waiting_again_behind_earlier_ones(queue: TaskStore) -> None:
     task = await enqueue_claimed(queue)
     await queue.enqueue([make_task("t2")])
 
@@ -239,7 +240,7 @@ async def test_a_returned_task_is_waiting_again_behind_earlier_ones(queue: ITask
     assert [t.id for t in await claim(queue, limit=2, now=T0 + 5)] == ["t2", "t1"]
 
 
-async def test_a_settle_keeps_what_it_does_not_decide(queue: ITaskQueue) -> None:
+async def test_a_settle_keeps_what_it_does_not_decide(queue: TaskStore) -> None:
     task = await enqueue_claimed(queue)
     await queue.set_progress(task, 42)
 
@@ -255,7 +256,7 @@ async def test_a_settle_keeps_what_it_does_not_decide(queue: ITaskQueue) -> None
 # --- leases ---------------------------------------------------------------------------------
 
 
-async def test_expired_lists_tasks_whose_lease_ended_before_now(queue: ITaskQueue) -> None:
+async def test_expired_lists_tasks_whose_lease_ended_before_now(queue: TaskStore) -> None:
     await queue.enqueue([make_task("early"), make_task("late")])
     await claim(queue, now=T0)
     await claim(queue, now=T0 + 500)
@@ -266,7 +267,7 @@ async def test_expired_lists_tasks_whose_lease_ended_before_now(queue: ITaskQueu
     assert [t.id for t in await queue.expired(QUEUE, T0 + 10_000, 1)] == ["early"]
 
 
-async def test_extend_lease_is_fenced_and_moves_the_deadline(queue: ITaskQueue) -> None:
+async def test_extend_lease_is_fenced_and_moves_the_deadline(queue: TaskStore) -> None:
     first = await enqueue_claimed(queue)
     await queue.settle(first.returned(T0))
     task = await claim_one(queue)
@@ -282,7 +283,7 @@ async def test_extend_lease_is_fenced_and_moves_the_deadline(queue: ITaskQueue) 
         await queue.extend_lease(task, LEASE_MS, T0 + 700)
 
 
-async def test_a_stall_is_settled_only_once_the_lease_ran_out(queue: ITaskQueue) -> None:
+async def test_a_stall_is_settled_only_once_the_lease_ran_out(queue: TaskStore) -> None:
     task = await enqueue_claimed(queue)
     deadline = T0 + LEASE_MS
 
@@ -299,7 +300,7 @@ async def test_a_stall_is_settled_only_once_the_lease_ran_out(queue: ITaskQueue)
     assert await queue.expired(QUEUE, T0 + 10**6, 10) == []
 
 
-async def test_set_progress_is_fenced(queue: ITaskQueue) -> None:
+async def test_set_progress_is_fenced(queue: TaskStore) -> None:
     first = await enqueue_claimed(queue)
     await queue.settle(first.returned(T0))
     task = await claim_one(queue)
@@ -317,7 +318,7 @@ async def test_set_progress_is_fenced(queue: ITaskQueue) -> None:
 # --- idempotency and removal ----------------------------------------------------------------
 
 
-async def test_a_repeated_enqueue_answers_the_stored_task(queue: ITaskQueue) -> None:
+async def test_a_repeated_enqueue_answers_the_stored_task(queue: TaskStore) -> None:
     await queue.enqueue([make_task("t1", payload={"a": 1, "b": [1, 2]})])
     claimed = await claim_one(queue)
 
@@ -334,7 +335,7 @@ async def test_a_repeated_enqueue_answers_the_stored_task(queue: ITaskQueue) -> 
     "changes", [{"payload": {"n": 2}}, {"name": "other"}], ids=["payload", "name"]
 )
 async def test_the_same_id_with_another_request_is_a_conflict(
-    queue: ITaskQueue, changes: dict[str, Any]
+    queue: TaskStore, changes: dict[str, Any]
 ) -> None:
     await queue.enqueue([make_task("t1")])
     request = make_task("t1", priority=3, **changes)
@@ -348,7 +349,7 @@ async def test_the_same_id_with_another_request_is_a_conflict(
     assert [t.id for t in await claim(queue, limit=5)] == ["t1"]
 
 
-async def test_a_conflict_in_a_bulk_stores_the_other_tasks(queue: ITaskQueue) -> None:
+async def test_a_conflict_in_a_bulk_stores_the_other_tasks(queue: TaskStore) -> None:
     await queue.enqueue([make_task("b"), make_task("d")])
 
     results = await queue.enqueue(
@@ -366,7 +367,7 @@ async def test_a_conflict_in_a_bulk_stores_the_other_tasks(queue: ITaskQueue) ->
     assert sorted(t.id for t in await claim(queue, limit=10)) == ["a", "b", "c", "d"]
 
 
-async def test_a_bulk_over_two_queues_answers_in_request_order(queue: ITaskQueue) -> None:
+async def test_a_bulk_over_two_queues_answers_in_request_order(queue: TaskStore) -> None:
     await queue.enqueue([make_task("x", queue=OTHER)])
     tasks = [
         make_task("x", queue=OTHER, payload={"n": 9}),
@@ -388,7 +389,7 @@ async def test_a_bulk_over_two_queues_answers_in_request_order(queue: ITaskQueue
     assert (await queue.get("x", OTHER)).payload == {"n": 1}
 
 
-async def test_an_id_names_one_task_across_queues(queue: ITaskQueue) -> None:
+async def test_an_id_names_one_task_across_queues(queue: TaskStore) -> None:
     await queue.enqueue([make_task("x", queue=OTHER)])
 
     (same_content,) = await queue.enqueue([make_task("x")])
@@ -402,7 +403,7 @@ async def test_an_id_names_one_task_across_queues(queue: ITaskQueue) -> None:
         await queue.get("x", QUEUE)
 
 
-async def test_a_removed_id_stays_reserved_for_its_own_queue_alone(queue: ITaskQueue) -> None:
+async def test_a_removed_id_stays_reserved_for_its_own_queue_alone(queue: TaskStore) -> None:
     await queue.enqueue([make_task("x", queue=OTHER)])
     await queue.remove(await queue.get("x"))
 
@@ -415,7 +416,7 @@ async def test_a_removed_id_stays_reserved_for_its_own_queue_alone(queue: ITaskQ
         await queue.get("x")
 
 
-async def test_the_same_request_from_another_creator_is_a_conflict(queue: ITaskQueue) -> None:
+async def test_the_same_request_from_another_creator_is_a_conflict(queue: TaskStore) -> None:
     """Whether a guessed payload is right must not show: another creator's identical
     request conflicts like a different one, before and after the task is removed."""
     await queue.enqueue([make_task("x", created_by="alice")])
@@ -437,14 +438,14 @@ async def test_the_same_request_from_another_creator_is_a_conflict(queue: ITaskQ
     assert mine.outcome is EnqueueOutcome.REMOVED
 
 
-async def test_the_same_id_twice_in_one_bulk_is_stored_once(queue: ITaskQueue) -> None:
+async def test_the_same_id_twice_in_one_bulk_is_stored_once(queue: TaskStore) -> None:
     results = await queue.enqueue([make_task("t1"), make_task("t1")])
 
     assert [r.outcome for r in results] == [EnqueueOutcome.CREATED, EnqueueOutcome.EXISTING]
     assert len(await claim(queue, limit=5)) == 1
 
 
-async def test_an_active_task_cannot_be_removed(queue: ITaskQueue) -> None:
+async def test_an_active_task_cannot_be_removed(queue: TaskStore) -> None:
     task = await enqueue_claimed(queue)
 
     with pytest.raises(TaskActive):
@@ -453,7 +454,7 @@ async def test_an_active_task_cannot_be_removed(queue: ITaskQueue) -> None:
     assert (await queue.get("t1")).status is TaskStatus.ACTIVE
 
 
-async def test_a_removed_id_stays_reserved(queue: ITaskQueue) -> None:
+async def test_a_removed_id_stays_reserved(queue: TaskStore) -> None:
     task = await enqueue_claimed(queue)
     await queue.settle(task.complete(None, T0 + 1))
 
@@ -474,7 +475,7 @@ async def test_a_removed_id_stays_reserved(queue: ITaskQueue) -> None:
         await queue.remove(task)
 
 
-async def test_a_waiting_or_delayed_task_can_be_removed(queue: ITaskQueue) -> None:
+async def test_a_waiting_or_delayed_task_can_be_removed(queue: TaskStore) -> None:
     await queue.enqueue([make_task("now"), make_task("later", run_at=T0 + 100)])
 
     for task_id in ("now", "later"):
@@ -508,7 +509,7 @@ async def test_a_removed_id_is_free_again_after_the_window(make_queue: MakeQueue
 # --- bulk and waking ------------------------------------------------------------------------
 
 
-async def test_a_bulk_enqueue_stores_every_task(queue: ITaskQueue) -> None:
+async def test_a_bulk_enqueue_stores_every_task(queue: TaskStore) -> None:
     tasks = [make_task(f"bulk-{i:04}", priority=i % 7) for i in range(500)]
 
     results = await queue.enqueue(tasks)
@@ -520,11 +521,11 @@ async def test_a_bulk_enqueue_stores_every_task(queue: ITaskQueue) -> None:
     assert [t.id for t in claimed] == [t.id for t in expected]
 
 
-async def test_an_empty_enqueue_stores_nothing(queue: ITaskQueue) -> None:
+async def test_an_empty_enqueue_stores_nothing(queue: TaskStore) -> None:
     assert await queue.enqueue([]) == []
 
 
-async def test_wait_for_work_wakes_when_a_task_is_enqueued(queue: ITaskQueue) -> None:
+async def test_wait_for_work_wakes_when_a_task_is_enqueued(queue: TaskStore) -> None:
     await queue.wait_for_work([QUEUE], 20)  # nothing there: returns after its timeout
     waiter = asyncio.ensure_future(queue.wait_for_work([OTHER, QUEUE], 10_000))
     await asyncio.sleep(0.02)

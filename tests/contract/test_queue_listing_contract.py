@@ -1,4 +1,4 @@
-"""ITaskQueue contract, read side: listings, search and stats, on the fake and on
+"""TaskStore contract, read side: listings, search and stats, on the fake and on
 RedisTaskQueue alike."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from domain.errors import InvalidTask
-from domain.ports import ITaskQueue, QueueStats, TaskPage, TaskQuery
 from domain.task import Task, TaskStatus
+from domain.values import QueueStats, TaskPage, TaskQuery
 from tests.contract.queue_support import (
     CONFIGURED,
     LEASE_MS,
@@ -20,6 +20,7 @@ from tests.contract.queue_support import (
     QC,
     QUEUE,
     T0,
+    TaskStore,
     claim,
     failure,
     make_task,
@@ -49,7 +50,7 @@ def listing_tasks(count: int = COUNT) -> list[Task]:
     return tasks
 
 
-async def populate(queue: ITaskQueue, count: int = COUNT) -> list[Task]:
+async def populate(queue: TaskStore, count: int = COUNT) -> list[Task]:
     """The listing tasks, stored; the answer is newest first, as a listing gives them."""
     tasks = listing_tasks(count)
     await queue.enqueue(tasks)
@@ -60,7 +61,7 @@ def ids(tasks: list[Task]) -> list[str]:
     return [task.id for task in tasks]
 
 
-async def by_cursor(queue: ITaskQueue, query: TaskQuery) -> list[TaskPage]:
+async def by_cursor(queue: TaskStore, query: TaskQuery) -> list[TaskPage]:
     pages = [await queue.list_tasks(query)]
     while pages[-1].next_cursor is not None:
         assert len(pages) < 100
@@ -75,7 +76,7 @@ def items(pages: list[TaskPage]) -> list[Task]:
 # --- listing -------------------------------------------------------------------------------
 
 
-async def test_a_listing_is_newest_first_across_queues(queue: ITaskQueue) -> None:
+async def test_a_listing_is_newest_first_across_queues(queue: TaskStore) -> None:
     newest_first = await populate(queue, 30)
 
     page = await queue.list_tasks(TaskQuery(limit=100))
@@ -85,7 +86,7 @@ async def test_a_listing_is_newest_first_across_queues(queue: ITaskQueue) -> Non
     assert (page.total, page.next_cursor) == (30, None)
 
 
-async def test_paging_by_cursor_neither_skips_nor_repeats(queue: ITaskQueue) -> None:
+async def test_paging_by_cursor_neither_skips_nor_repeats(queue: TaskStore) -> None:
     newest_first = await populate(queue)
 
     pages = await by_cursor(queue, TaskQuery(limit=40))
@@ -95,7 +96,7 @@ async def test_paging_by_cursor_neither_skips_nor_repeats(queue: ITaskQueue) -> 
     assert ids(items(pages)) == ids(newest_first)
 
 
-async def test_paging_by_offset_neither_skips_nor_repeats(queue: ITaskQueue) -> None:
+async def test_paging_by_offset_neither_skips_nor_repeats(queue: TaskStore) -> None:
     newest_first = await populate(queue)
 
     pages = [await queue.list_tasks(TaskQuery(limit=40, offset=o)) for o in range(0, 280, 40)]
@@ -106,7 +107,7 @@ async def test_paging_by_offset_neither_skips_nor_repeats(queue: ITaskQueue) -> 
     assert (await queue.list_tasks(TaskQuery(limit=40, offset=COUNT))).items == []
 
 
-async def test_a_cursor_holds_while_tasks_change_status(queue: ITaskQueue) -> None:
+async def test_a_cursor_holds_while_tasks_change_status(queue: TaskStore) -> None:
     newest_first = await populate(queue)
     query = TaskQuery(limit=40)
     pages = [await queue.list_tasks(query)]
@@ -121,7 +122,7 @@ async def test_a_cursor_holds_while_tasks_change_status(queue: ITaskQueue) -> No
     assert ids(items(pages)) == ids(newest_first)
 
 
-async def test_a_cursor_combines_with_an_offset(queue: ITaskQueue) -> None:
+async def test_a_cursor_combines_with_an_offset(queue: TaskStore) -> None:
     newest_first = await populate(queue, 50)
     first = await queue.list_tasks(TaskQuery(limit=10))
 
@@ -152,7 +153,7 @@ CLAIMED = ["task-000", "task-001", "task-002", "task-003", "task-004", "task-010
     ids=["queue", "name", "queue-name", "waiting", "active", "completed", "from", "to", "span"],
 )
 async def test_filters_page_by_cursor_and_count(
-    queue: ITaskQueue, filters: dict[str, Any], keep: Any
+    queue: TaskStore, filters: dict[str, Any], keep: Any
 ) -> None:
     newest_first = await populate(queue, 120)
     claimed = await claim(queue, limit=len(CLAIMED), name=QA)
@@ -167,7 +168,7 @@ async def test_filters_page_by_cursor_and_count(
         assert {task.status for task in items(pages)} <= {filters["status"]}
 
 
-async def test_created_by_is_found_by_the_capped_scan(queue: ITaskQueue) -> None:
+async def test_created_by_is_found_by_the_capped_scan(queue: TaskStore) -> None:
     newest_first = await populate(queue, 60)
 
     pages = await by_cursor(queue, TaskQuery(limit=8, created_by="owner"))
@@ -179,7 +180,7 @@ async def test_created_by_is_found_by_the_capped_scan(queue: ITaskQueue) -> None
     assert {page.total for page in pages} == {None}
 
 
-async def test_created_by_narrows_the_other_filters(queue: ITaskQueue) -> None:
+async def test_created_by_narrows_the_other_filters(queue: TaskStore) -> None:
     newest_first = await populate(queue, 60)
 
     query = TaskQuery(limit=100, created_by="owner", status=TaskStatus.WAITING, name="alpha")
@@ -193,7 +194,7 @@ async def test_created_by_narrows_the_other_filters(queue: ITaskQueue) -> None:
     assert ids(page.items) == ids(expected)
 
 
-async def test_a_cursor_that_was_not_handed_out_is_invalid(queue: ITaskQueue) -> None:
+async def test_a_cursor_that_was_not_handed_out_is_invalid(queue: TaskStore) -> None:
     await populate(queue, 3)
 
     for cursor in ("not-a-cursor", "bm90LWEtbnVtYmVyfHg"):  # the second: "not-a-number|x"
@@ -202,7 +203,7 @@ async def test_a_cursor_that_was_not_handed_out_is_invalid(queue: ITaskQueue) ->
         assert raised.value.field == "cursor"
 
 
-async def test_an_empty_store_lists_nothing(queue: ITaskQueue) -> None:
+async def test_an_empty_store_lists_nothing(queue: TaskStore) -> None:
     assert await queue.list_tasks(TaskQuery()) == TaskPage([], 0, None)
     for query in (TaskQuery(queue="nope"), TaskQuery(queue="nope", search="x")):
         with pytest.raises(InvalidTask) as refused:  # queues are configured, never made up
@@ -211,7 +212,7 @@ async def test_an_empty_store_lists_nothing(queue: ITaskQueue) -> None:
 
 
 async def test_tasks_of_one_score_in_two_queues_are_both_listed_by_cursor(
-    queue: ITaskQueue,
+    queue: TaskStore,
 ) -> None:
     # The first task of each queue in one millisecond: equal scores, told apart by id.
     await queue.enqueue([make_task("a", queue=QA), make_task("b", queue=QB)])
@@ -221,7 +222,7 @@ async def test_tasks_of_one_score_in_two_queues_are_both_listed_by_cursor(
     assert sorted((t.id, t.queue) for t in items(pages)) == [("a", QA), ("b", QB)]
 
 
-async def test_tasks_of_one_millisecond_list_in_creation_order(queue: ITaskQueue) -> None:
+async def test_tasks_of_one_millisecond_list_in_creation_order(queue: TaskStore) -> None:
     await queue.enqueue([make_task(f"filler-{n}", created_at=T0 - 1) for n in range(997)])
     batch = [make_task(f"t{n}", created_at=T0) for n in range(5)]  # sequence 998 to 1002
     await queue.enqueue(batch)
@@ -247,11 +248,11 @@ MAILS = [
 ]
 
 
-async def search(queue: ITaskQueue, text: str, **filters: Any) -> TaskPage:
+async def search(queue: TaskStore, text: str, **filters: Any) -> TaskPage:
     return await queue.list_tasks(TaskQuery(search=text, **filters))
 
 
-async def test_search_by_id_prefix(queue: ITaskQueue) -> None:
+async def test_search_by_id_prefix(queue: TaskStore) -> None:
     await queue.enqueue(MAILS)
 
     page = await search(queue, "inv-2024-00")
@@ -265,7 +266,7 @@ async def test_search_by_id_prefix(queue: ITaskQueue) -> None:
     assert (await search(queue, " inv-2024-0 ", limit=2)).total == 3
 
 
-async def test_search_by_id_prefix_honours_the_filters(queue: ITaskQueue) -> None:
+async def test_search_by_id_prefix_honours_the_filters(queue: TaskStore) -> None:
     await queue.enqueue(MAILS)
     (claimed,) = await claim(queue)
     assert claimed.id == "misc-1"  # enqueued first
@@ -278,7 +279,7 @@ async def test_search_by_id_prefix_honours_the_filters(queue: ITaskQueue) -> Non
     ]
 
 
-async def test_search_by_words_of_the_name_and_string_values(queue: ITaskQueue) -> None:
+async def test_search_by_words_of_the_name_and_string_values(queue: TaskStore) -> None:
     await queue.enqueue(MAILS)
 
     assert ids((await search(queue, "Monthly REPORT")).items) == ["rcpt-7", "inv-2024-001"]
@@ -294,7 +295,7 @@ async def test_search_by_words_of_the_name_and_string_values(queue: ITaskQueue) 
     assert (page.total, page.next_cursor) == (None, None)
 
 
-async def test_search_falls_back_to_a_substring_of_name_and_payload(queue: ITaskQueue) -> None:
+async def test_search_falls_back_to_a_substring_of_name_and_payload(queue: TaskStore) -> None:
     await queue.enqueue(MAILS)
 
     assert ids((await search(queue, "ICE@EXA")).items) == ["inv-2024-001"]
@@ -310,7 +311,7 @@ async def test_search_falls_back_to_a_substring_of_name_and_payload(queue: ITask
     assert (await search(queue, "monthly nowhere")).items == []
 
 
-async def test_a_search_pages_by_cursor(queue: ITaskQueue) -> None:
+async def test_a_search_pages_by_cursor(queue: TaskStore) -> None:
     tasks = [mail(f"m{n:02}", n, subject=f"report {n % 2}") for n in range(30)]
     await queue.enqueue(tasks)
     newest_first = ids(tasks[::-1])
@@ -321,7 +322,7 @@ async def test_a_search_pages_by_cursor(queue: ITaskQueue) -> None:
         assert [len(page.items) for page in pages] == [7, 7, 7, 7, 2]
 
 
-async def test_a_scan_examines_a_bounded_number_of_tasks_per_call(queue: ITaskQueue) -> None:
+async def test_a_scan_examines_a_bounded_number_of_tasks_per_call(queue: TaskStore) -> None:
     old = mail("needle", 0, subject="haystack")
     hay = [mail(f"hay-{n:04}", 1 + n, subject="straw") for n in range(2_050)]
     await queue.enqueue([old, *hay])
@@ -336,7 +337,7 @@ async def test_a_scan_examines_a_bounded_number_of_tasks_per_call(queue: ITaskQu
 
 
 @pytest.mark.parametrize("text", ["m", "report", "eport"], ids=["id", "word", "scan"])
-async def test_a_search_pages_by_offset(queue: ITaskQueue, text: str) -> None:
+async def test_a_search_pages_by_offset(queue: TaskStore, text: str) -> None:
     tasks = [mail(f"m{n:02}", n, subject=f"report {n % 2}") for n in range(30)]
     await queue.enqueue(tasks)
 
@@ -346,7 +347,7 @@ async def test_a_search_pages_by_offset(queue: ITaskQueue, text: str) -> None:
     assert [len(page.items) for page in pages] == [7, 7, 7, 7, 2]
 
 
-async def test_an_id_prefix_search_pages_through_every_match(queue: ITaskQueue) -> None:
+async def test_an_id_prefix_search_pages_through_every_match(queue: TaskStore) -> None:
     await queue.enqueue([mail(f"order-{n:02}", n) for n in range(12)])
 
     pages = await by_cursor(queue, TaskQuery(search="order-", limit=5))
@@ -359,7 +360,7 @@ async def test_an_id_prefix_search_pages_through_every_match(queue: ITaskQueue) 
 NOW = T0 + 30_000  # 50 s into the minute of T0: the previous minute counts for 1/6
 
 
-async def test_stats_count_per_queue_status_and_type(queue: ITaskQueue) -> None:
+async def test_stats_count_per_queue_status_and_type(queue: TaskStore) -> None:
     await queue.enqueue(
         [make_task(f"w{n}", queue=QA, name="alpha" if n else "beta") for n in range(4)]
         + [make_task("d", queue=QA, run_at=T0 + 10**6), make_task("b", queue=QB)]
@@ -387,7 +388,7 @@ async def test_stats_count_per_queue_status_and_type(queue: ITaskQueue) -> None:
     assert w2.status is TaskStatus.ACTIVE
 
 
-async def stats_of(queue: ITaskQueue, name: str) -> QueueStats:
+async def stats_of(queue: TaskStore, name: str) -> QueueStats:
     (found,) = [stats for stats in await queue.stats(NOW) if stats.queue == name]
     return found
 
@@ -396,7 +397,7 @@ def counts(**by_status: int) -> dict[TaskStatus, int]:
     return {status: by_status.get(status.value, 0) for status in TaskStatus}
 
 
-async def test_stats_keep_recent_durations_and_throughput(queue: ITaskQueue) -> None:
+async def test_stats_keep_recent_durations_and_throughput(queue: TaskStore) -> None:
     minute_ago, half_hour_ago, hour_ago = T0 - 30_000, T0 - 1_800_000, T0 - 3_600_000
     finish_times = [minute_ago] * 6 + [half_hour_ago] + [hour_ago] * 6 + [hour_ago - 60_000]
     await queue.enqueue([make_task(f"old-{n}", queue=QA) for n in range(len(finish_times))])
@@ -416,7 +417,7 @@ async def test_stats_keep_recent_durations_and_throughput(queue: ITaskQueue) -> 
     assert stats.counts[TaskStatus.CANCELLED] == len(finish_times)
 
 
-async def test_stats_follow_removals_and_pauses(queue: ITaskQueue) -> None:
+async def test_stats_follow_removals_and_pauses(queue: TaskStore) -> None:
     await queue.enqueue([make_task("t1", queue=QA), make_task("t2", queue=QA)])
     await queue.remove(await queue.get("t1"))
     await queue.set_paused(QA, True)
@@ -432,7 +433,7 @@ async def test_stats_follow_removals_and_pauses(queue: ITaskQueue) -> None:
     assert (await queue.claim(QA, "w", 1, LEASE_MS, T0)).tasks[0].id == "t2"
 
 
-async def test_an_id_prefix_search_counts_every_match(queue: ITaskQueue) -> None:
+async def test_an_id_prefix_search_counts_every_match(queue: TaskStore) -> None:
     await queue.enqueue([mail(f"order-{n:03}", n) for n in range(250)])
 
     last = await search(queue, "order-", limit=100, offset=200)
@@ -441,7 +442,7 @@ async def test_an_id_prefix_search_counts_every_match(queue: ITaskQueue) -> None
     assert ids(last.items) == [f"order-{n:03}" for n in range(49, -1, -1)]
 
 
-async def test_a_producer_s_search_finds_and_counts_only_its_own_tasks(queue: ITaskQueue) -> None:
+async def test_a_producer_s_search_finds_and_counts_only_its_own_tasks(queue: TaskStore) -> None:
     await queue.enqueue(
         [
             make_task("order-1", created_by="alice", payload={"word": "receipt"}),

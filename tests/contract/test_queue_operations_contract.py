@@ -1,4 +1,4 @@
-"""ITaskQueue contract, operators' side: change, cancel requests, stop requests, waiting for
+"""TaskStore contract, operators' side: change, cancel requests, stop requests, waiting for
 an outcome, pausing, retention and batches, on the fake and on RedisTaskQueue alike."""
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import pytest
 from redis.asyncio import Redis
 
 from domain.errors import LockLost, TaskChanged, TaskNotFound
-from domain.ports import EnqueueOutcome, EventFeed, ITaskQueue, StopKind, StopRequest
+from domain.ports import EventFeed
 from domain.task import Task, TaskError, TaskStatus
+from domain.values import EnqueueOutcome, StopKind, StopRequest
 from infrastructure.redis.client import database_of
 from infrastructure.redis.keys import keys_of
 from infrastructure.redis.queue import RedisTaskQueue
@@ -29,6 +30,7 @@ from tests.contract.queue_support import (
     T0,
     WAIT_S,
     WINDOW_MS,
+    TaskStore,
     claim,
     claim_one,
     enqueue_claimed,
@@ -38,7 +40,7 @@ from tests.contract.queue_support import (
 from tests.fakes import FEED_SIZE, eventually
 
 
-async def finished_task(queue: ITaskQueue, task_id: str, status: TaskStatus, at: int) -> Task:
+async def finished_task(queue: TaskStore, task_id: str, status: TaskStatus, at: int) -> Task:
     """A task of QUEUE that reached `status` (a terminal one) at `at`; nothing else may
     be waiting in QUEUE."""
     if status is TaskStatus.CANCELLED:
@@ -61,7 +63,7 @@ async def finished_task(queue: ITaskQueue, task_id: str, status: TaskStatus, at:
 
 @pytest.mark.parametrize("run_at", [T0, T0 + 5_000], ids=["waiting", "delayed"])
 async def test_cancel_of_a_waiting_or_delayed_task_takes_it_off_the_queue(
-    queue: ITaskQueue, run_at: int
+    queue: TaskStore, run_at: int
 ) -> None:
     await queue.enqueue([make_task("t1", run_at=run_at), make_task("t2")])
     read = await queue.get("t1")
@@ -80,7 +82,7 @@ async def test_cancel_of_a_waiting_or_delayed_task_takes_it_off_the_queue(
 
 
 async def test_change_of_a_task_that_moved_meanwhile_raises_task_changed(
-    queue: ITaskQueue,
+    queue: TaskStore,
 ) -> None:
     await queue.enqueue([make_task("t1")])
     read = await queue.get("t1")
@@ -92,7 +94,7 @@ async def test_change_of_a_task_that_moved_meanwhile_raises_task_changed(
     assert await queue.get("t1") == claimed
 
 
-async def test_change_checks_the_fence_as_well_as_the_status(queue: ITaskQueue) -> None:
+async def test_change_checks_the_fence_as_well_as_the_status(queue: TaskStore) -> None:
     first = await enqueue_claimed(queue)
     await queue.settle(first.returned(T0 + 1))
     second = await claim_one(queue, now=T0 + 2)
@@ -106,7 +108,7 @@ async def test_change_checks_the_fence_as_well_as_the_status(queue: ITaskQueue) 
     assert (await queue.get("t1")).status is TaskStatus.FAILED
 
 
-async def test_the_same_read_cannot_be_changed_twice(queue: ITaskQueue) -> None:
+async def test_the_same_read_cannot_be_changed_twice(queue: TaskStore) -> None:
     await queue.enqueue([make_task("t1")])
     read = await queue.get("t1")
     await queue.change(read.cancelled(T0 + 1), read)
@@ -117,7 +119,7 @@ async def test_the_same_read_cannot_be_changed_twice(queue: ITaskQueue) -> None:
     assert (await queue.get("t1")).status is TaskStatus.CANCELLED
 
 
-async def test_change_of_a_removed_task_raises_task_changed(queue: ITaskQueue) -> None:
+async def test_change_of_a_removed_task_raises_task_changed(queue: TaskStore) -> None:
     await queue.enqueue([make_task("t1")])
     read = await queue.get("t1")
     await queue.remove(read)
@@ -131,7 +133,7 @@ async def test_change_of_a_removed_task_raises_task_changed(queue: ITaskQueue) -
 
 @pytest.mark.parametrize("status", [TaskStatus.FAILED, TaskStatus.CANCELLED])
 async def test_a_retried_task_is_claimable_again_with_fresh_attempts(
-    queue: ITaskQueue, status: TaskStatus
+    queue: TaskStore, status: TaskStatus
 ) -> None:
     finished = await finished_task(queue, "t1", status, T0 + 10)
     await queue.enqueue([make_task("t0")])
@@ -152,7 +154,7 @@ async def test_a_retried_task_is_claimable_again_with_fresh_attempts(
 
 
 async def test_a_killed_active_task_is_failed_and_its_worker_fenced_out(
-    queue: ITaskQueue,
+    queue: TaskStore,
 ) -> None:
     task = await enqueue_claimed(queue)
 
@@ -173,7 +175,7 @@ async def test_a_killed_active_task_is_failed_and_its_worker_fenced_out(
 # --- request_cancel and extend_lease ---------------------------------------------------------
 
 
-async def test_a_cancel_request_is_reported_by_the_next_lease_renewal(queue: ITaskQueue) -> None:
+async def test_a_cancel_request_is_reported_by_the_next_lease_renewal(queue: TaskStore) -> None:
     task = await enqueue_claimed(queue)
     assert await queue.extend_lease(task, LEASE_MS, T0 + 100) is False
 
@@ -188,7 +190,7 @@ async def test_a_cancel_request_is_reported_by_the_next_lease_renewal(queue: ITa
     assert [entry.outcome for entry in stored.history] == ["cancelled"]
 
 
-async def test_a_cancel_request_ends_with_the_claim_it_was_made_for(queue: ITaskQueue) -> None:
+async def test_a_cancel_request_ends_with_the_claim_it_was_made_for(queue: TaskStore) -> None:
     task = await enqueue_claimed(queue)
     await queue.request_cancel(task)
     await queue.settle(task.returned(T0 + 1))  # a shutdown raced the cancel
@@ -198,7 +200,7 @@ async def test_a_cancel_request_ends_with_the_claim_it_was_made_for(queue: ITask
     assert await queue.extend_lease(again, LEASE_MS, T0 + 3) is False
 
 
-async def test_only_an_active_task_can_be_asked_to_cancel(queue: ITaskQueue) -> None:
+async def test_only_an_active_task_can_be_asked_to_cancel(queue: TaskStore) -> None:
     await queue.enqueue([make_task("t1")])
     waiting = await queue.get("t1")
 
@@ -218,7 +220,7 @@ class StopStream:
     """A subscriber to stop requests that tells when it is listening: pub/sub drops
     messages sent before, so `ready` sends probe cancels until one comes through."""
 
-    def __init__(self, queue: ITaskQueue, queues: list[str]) -> None:
+    def __init__(self, queue: TaskStore, queues: list[str]) -> None:
         self._queue = queue
         self._requests = queue.stop_requests(queues)
         self._next: asyncio.Future[StopRequest] | None = None
@@ -257,7 +259,7 @@ class StopStream:
 
 
 @contextlib.asynccontextmanager
-async def stop_stream(queue: ITaskQueue, queues: list[str]) -> AsyncIterator[StopStream]:
+async def stop_stream(queue: TaskStore, queues: list[str]) -> AsyncIterator[StopStream]:
     stream = StopStream(queue, queues)
     try:
         yield stream
@@ -265,7 +267,7 @@ async def stop_stream(queue: ITaskQueue, queues: list[str]) -> AsyncIterator[Sto
         await stream.close()
 
 
-async def test_a_kill_reaches_the_stop_requests_of_its_queue(queue: ITaskQueue) -> None:
+async def test_a_kill_reaches_the_stop_requests_of_its_queue(queue: TaskStore) -> None:
     probe = await enqueue_claimed(queue, "probe")
     target = await enqueue_claimed(queue, "target")
 
@@ -276,7 +278,7 @@ async def test_a_kill_reaches_the_stop_requests_of_its_queue(queue: ITaskQueue) 
         assert await stream.next_other_than(probe) == StopRequest("target", QUEUE, StopKind.KILL)
 
 
-async def test_stop_requests_of_other_queues_are_not_delivered(queue: ITaskQueue) -> None:
+async def test_stop_requests_of_other_queues_are_not_delivered(queue: TaskStore) -> None:
     probe = await enqueue_claimed(queue, "probe")
     elsewhere = await enqueue_claimed(queue, "elsewhere", queue=OPS_OTHER)
     elsewhere_probe = await enqueue_claimed(queue, "elsewhere-probe", queue=OPS_OTHER)
@@ -293,7 +295,7 @@ async def test_stop_requests_of_other_queues_are_not_delivered(queue: ITaskQueue
         assert await mine.next() == StopRequest("probe", QUEUE, StopKind.CANCEL)
 
 
-async def test_a_change_without_stop_sends_no_stop_request(queue: ITaskQueue) -> None:
+async def test_a_change_without_stop_sends_no_stop_request(queue: TaskStore) -> None:
     probe = await enqueue_claimed(queue, "probe")
     await queue.enqueue([make_task("quiet")])
     quiet = await queue.get("quiet")
@@ -317,7 +319,7 @@ async def started(waiter: asyncio.Future[Any]) -> None:
     assert not waiter.done()
 
 
-async def test_wait_finished_wakes_on_the_settle(queue: ITaskQueue) -> None:
+async def test_wait_finished_wakes_on_the_settle(queue: TaskStore) -> None:
     task = await enqueue_claimed(queue)
     waiter = asyncio.ensure_future(queue.wait_finished(task, 60_000))
     await started(waiter)
@@ -329,7 +331,7 @@ async def test_wait_finished_wakes_on_the_settle(queue: ITaskQueue) -> None:
     assert finished.result == {"ok": True}
 
 
-async def test_wait_finished_wakes_on_an_operators_cancel(queue: ITaskQueue) -> None:
+async def test_wait_finished_wakes_on_an_operators_cancel(queue: TaskStore) -> None:
     await queue.enqueue([make_task("t1", run_at=T0 + 60_000)])
     read = await queue.get("t1")
     waiter = asyncio.ensure_future(queue.wait_finished(read, 60_000))
@@ -340,7 +342,7 @@ async def test_wait_finished_wakes_on_an_operators_cancel(queue: ITaskQueue) -> 
     assert (await asyncio.wait_for(waiter, WAIT_S)).status is TaskStatus.CANCELLED
 
 
-async def test_wait_finished_sleeps_through_a_retry(queue: ITaskQueue) -> None:
+async def test_wait_finished_sleeps_through_a_retry(queue: TaskStore) -> None:
     task = await enqueue_claimed(queue)
     waiter = asyncio.ensure_future(queue.wait_finished(task, 60_000))
     await started(waiter)
@@ -359,7 +361,7 @@ async def test_wait_finished_sleeps_through_a_retry(queue: ITaskQueue) -> None:
 
 
 async def test_wait_finished_gives_the_task_as_it_is_after_the_timeout(
-    queue: ITaskQueue,
+    queue: TaskStore,
 ) -> None:
     task = await enqueue_claimed(queue)
     await queue.set_progress(task, 7)
@@ -371,7 +373,7 @@ async def test_wait_finished_gives_the_task_as_it_is_after_the_timeout(
     assert after.progress == 7  # read again, not the caller's copy
 
 
-async def test_wait_finished_of_a_finished_task_returns_it_at_once(queue: ITaskQueue) -> None:
+async def test_wait_finished_of_a_finished_task_returns_it_at_once(queue: TaskStore) -> None:
     task = await enqueue_claimed(queue)
     await queue.settle(task.complete(1, T0 + 1))
     done = await queue.get("t1")
@@ -381,7 +383,7 @@ async def test_wait_finished_of_a_finished_task_returns_it_at_once(queue: ITaskQ
 
 
 async def test_wait_finished_of_a_task_removed_meanwhile_raises_task_not_found(
-    queue: ITaskQueue,
+    queue: TaskStore,
 ) -> None:
     await queue.enqueue([make_task("t1", run_at=T0 + 60_000)])
     read = await queue.get("t1")
@@ -397,7 +399,7 @@ async def test_wait_finished_of_a_task_removed_meanwhile_raises_task_not_found(
 # --- set_paused ----------------------------------------------------------------------------
 
 
-async def test_a_paused_queue_hands_out_nothing_until_resumed(queue: ITaskQueue) -> None:
+async def test_a_paused_queue_hands_out_nothing_until_resumed(queue: TaskStore) -> None:
     await queue.enqueue([make_task("a"), make_task("later", run_at=T0 + 100)])
     await queue.enqueue([make_task("elsewhere", queue=OPS_OTHER)])
 
@@ -412,7 +414,7 @@ async def test_a_paused_queue_hands_out_nothing_until_resumed(queue: ITaskQueue)
     assert [t.id for t in await claim(queue, limit=5, now=T0 + 200)] == ["a", "later"]
 
 
-async def test_resuming_wakes_idle_workers(queue: ITaskQueue) -> None:
+async def test_resuming_wakes_idle_workers(queue: TaskStore) -> None:
     await queue.set_paused(QUEUE, True)
     await queue.enqueue([make_task("t1")])
     await queue.wait_for_work([QUEUE], 1_000)  # takes the enqueue's wake-up
@@ -426,7 +428,7 @@ async def test_resuming_wakes_idle_workers(queue: ITaskQueue) -> None:
     assert [t.id for t in await claim(queue)] == ["t1"]
 
 
-async def test_a_running_task_of_a_paused_queue_still_settles(queue: ITaskQueue) -> None:
+async def test_a_running_task_of_a_paused_queue_still_settles(queue: TaskStore) -> None:
     task = await enqueue_claimed(queue)
 
     await queue.set_paused(QUEUE, True)
@@ -440,7 +442,7 @@ async def test_a_running_task_of_a_paused_queue_still_settles(queue: ITaskQueue)
 
 
 async def test_sweep_removes_only_tasks_finished_before_their_statuses_time(
-    queue: ITaskQueue,
+    queue: TaskStore,
 ) -> None:
     await finished_task(queue, "done-old", TaskStatus.COMPLETED, T0 + 10)
     await finished_task(queue, "done-edge", TaskStatus.COMPLETED, T0 + 1_000)
@@ -461,7 +463,7 @@ async def test_sweep_removes_only_tasks_finished_before_their_statuses_time(
     assert (await queue.get("running")).fence == active.fence
 
 
-async def test_sweep_honours_its_limit_across_statuses(queue: ITaskQueue) -> None:
+async def test_sweep_honours_its_limit_across_statuses(queue: TaskStore) -> None:
     for n in range(3):
         await finished_task(queue, f"c{n}", TaskStatus.COMPLETED, T0 + n)
     await finished_task(queue, "f", TaskStatus.FAILED, T0)
@@ -474,7 +476,7 @@ async def test_sweep_honours_its_limit_across_statuses(queue: ITaskQueue) -> Non
         await queue.get("f")
 
 
-async def test_sweep_removes_the_oldest_first(queue: ITaskQueue) -> None:
+async def test_sweep_removes_the_oldest_first(queue: TaskStore) -> None:
     for n, at in enumerate([T0 + 30, T0 + 10, T0 + 20]):
         await finished_task(queue, f"c{n}", TaskStatus.COMPLETED, at)
 
@@ -485,7 +487,7 @@ async def test_sweep_removes_the_oldest_first(queue: ITaskQueue) -> None:
     assert {(await queue.get(task_id)).id for task_id in ("c0", "c2")} == {"c0", "c2"}
 
 
-async def test_swept_ids_stay_reserved_like_removed_ones(queue: ITaskQueue) -> None:
+async def test_swept_ids_stay_reserved_like_removed_ones(queue: TaskStore) -> None:
     await finished_task(queue, "t1", TaskStatus.COMPLETED, T0)
     await finished_task(queue, "t2", TaskStatus.COMPLETED, T0)
     assert await queue.sweep(QUEUE, {TaskStatus.COMPLETED: T0 + 1}, 10) == 2
@@ -504,7 +506,7 @@ async def test_swept_ids_stay_reserved_like_removed_ones(queue: ITaskQueue) -> N
             await queue.get(task_id)
 
 
-async def test_sweep_keeps_to_its_queue(queue: ITaskQueue) -> None:
+async def test_sweep_keeps_to_its_queue(queue: TaskStore) -> None:
     task = await enqueue_claimed(queue, "t1", queue=OPS_OTHER)
     await queue.settle(task.complete(None, T0))
 
@@ -516,7 +518,7 @@ async def test_sweep_keeps_to_its_queue(queue: ITaskQueue) -> None:
 # --- batches -------------------------------------------------------------------------------
 
 
-async def test_a_batch_gathers_its_tasks_as_they_are_now(queue: ITaskQueue) -> None:
+async def test_a_batch_gathers_its_tasks_as_they_are_now(queue: TaskStore) -> None:
     await queue.enqueue([make_task("old")])
     tasks = [make_task("b1"), make_task("b2", queue=OPS_OTHER), make_task("old"), make_task("b3")]
 
@@ -545,21 +547,21 @@ async def test_a_batch_gathers_its_tasks_as_they_are_now(queue: ITaskQueue) -> N
     assert gathered[2].result == 42
 
 
-async def test_an_unknown_batch_raises_task_not_found(queue: ITaskQueue) -> None:
+async def test_an_unknown_batch_raises_task_not_found(queue: TaskStore) -> None:
     await queue.enqueue([make_task("t1")])
 
     with pytest.raises(TaskNotFound):
         await queue.batch("nope")
 
 
-async def test_an_enqueue_without_batch_id_records_no_batch(queue: ITaskQueue) -> None:
+async def test_an_enqueue_without_batch_id_records_no_batch(queue: TaskStore) -> None:
     await queue.enqueue([make_task("t1"), make_task("t2", queue=OPS_OTHER)])
 
     with pytest.raises(TaskNotFound):
         await queue.batch("t1")
 
 
-async def test_a_conflicting_task_is_not_part_of_the_batch(queue: ITaskQueue) -> None:
+async def test_a_conflicting_task_is_not_part_of_the_batch(queue: TaskStore) -> None:
     await queue.enqueue([make_task("taken", payload={"secret": "theirs"})])
 
     results = await queue.enqueue([make_task("mine"), make_task("taken")], batch_id="b")
@@ -581,7 +583,7 @@ async def test_redis_an_empty_enqueue_with_a_batch_id_stores_nothing(
 # --- events --------------------------------------------------------------------------------
 
 
-async def events_until_sentinel(queue: ITaskQueue, feed: EventFeed) -> list[tuple[str, ...]]:
+async def events_until_sentinel(queue: TaskStore, feed: EventFeed) -> list[tuple[str, ...]]:
     """The events of QUEUE so far: those before a sentinel task's, enqueued now."""
     await queue.enqueue([make_task("sentinel")])
     seen: list[tuple[str, ...]] = []
@@ -596,7 +598,7 @@ async def events_until_sentinel(queue: ITaskQueue, feed: EventFeed) -> list[tupl
             seen.append((event.task_id, event.name, event.status))
 
 
-async def test_events_report_every_transition_once_subscribed(queue: ITaskQueue) -> None:
+async def test_events_report_every_transition_once_subscribed(queue: TaskStore) -> None:
     await queue.enqueue([make_task("before")])  # not reported: before the subscription
     feed = await queue.events()
     try:
@@ -624,7 +626,7 @@ async def test_events_report_every_transition_once_subscribed(queue: ITaskQueue)
     assert before.id == "before"
 
 
-async def test_a_feed_whose_reader_falls_too_far_behind_ends_lagged(queue: ITaskQueue) -> None:
+async def test_a_feed_whose_reader_falls_too_far_behind_ends_lagged(queue: TaskStore) -> None:
     feed = await queue.events()
     try:
         # One more event than the feed may hold, none of them read.
@@ -636,7 +638,7 @@ async def test_a_feed_whose_reader_falls_too_far_behind_ends_lagged(queue: ITask
     assert feed.ended == "lagged"  # closing an ended feed changes nothing
 
 
-async def test_a_feed_closed_by_its_reader_delivers_nothing_more(queue: ITaskQueue) -> None:
+async def test_a_feed_closed_by_its_reader_delivers_nothing_more(queue: TaskStore) -> None:
     feed = await queue.events()
     other = await queue.events()
     try:
@@ -650,7 +652,7 @@ async def test_a_feed_closed_by_its_reader_delivers_nothing_more(queue: ITaskQue
         other.close()
 
 
-async def test_events_report_the_promotion_of_a_due_task(queue: ITaskQueue) -> None:
+async def test_events_report_the_promotion_of_a_due_task(queue: TaskStore) -> None:
     await queue.enqueue([make_task("later", run_at=T0 + 10)])
     await queue.set_paused(QUEUE, True)
     feed = await queue.events()

@@ -11,8 +11,9 @@ import pytest
 from redis.asyncio import Redis
 
 from domain.errors import QueueUnavailable, TooManyStreams
-from domain.ports import EventFeed, TaskEvent
+from domain.ports import EventFeed
 from domain.task import TaskStatus
+from domain.values import TaskEvent
 from infrastructure.embedded_redis import EmbeddedRedis
 from infrastructure.redis.client import create_blocking_redis, create_redis
 from infrastructure.redis.events import EventHub

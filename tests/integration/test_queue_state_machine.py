@@ -29,8 +29,8 @@ from hypothesis.stateful import (
 from redis.asyncio import Redis
 
 from domain.errors import LockLost, TaskActive, TaskChanged
-from domain.ports import EnqueueOutcome, StopKind, TaskQuery
 from domain.task import Backoff, Failure, Task, TaskError, TaskStatus
+from domain.values import EnqueueOutcome, StopKind, TaskQuery
 from infrastructure.redis import codec
 from infrastructure.redis.client import create_blocking_redis, create_redis
 from infrastructure.redis.keys import QueueKeys

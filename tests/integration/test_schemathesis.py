@@ -119,7 +119,7 @@ class Seeder:
         claimed = await queue.claim("seeded", "seeder", 10, 60_000, now)
         by_id = {claimed_task.id: claimed_task for claimed_task in claimed.tasks}
         await queue.settle(by_id[running["completed"].id].complete({"ok": True}, now_ms()))
-        change = ChangeTask(queue, now_ms)
+        change = ChangeTask(queue, queue, now_ms)
         await change.execute(Action.CANCEL, plain["cancelled"].id)
         await change.execute(Action.KILL, plain["failed"].id)
         await queue.aclose()

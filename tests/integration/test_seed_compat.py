@@ -21,12 +21,12 @@ from dependency_injector import providers
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from domain.ports import ITaskQueue
 from infrastructure.redis.queue import RedisTaskQueue
 from infrastructure.settings import Settings
 from interfaces.container import Container
 from interfaces.http.app import create_app
 from tests.conftest import LOCAL
+from tests.contract.queue_support import TaskStore
 
 Client = AsyncTestClient[Any]
 JSON = {"content-type": "application/json"}
@@ -97,7 +97,7 @@ JOB_KEYS = {
 @dataclass
 class Api:
     client: Client
-    queue: ITaskQueue
+    queue: TaskStore
 
     async def claim(self, limit: int = 10) -> list[str]:
         """Claim as a worker would, making due tasks active."""

@@ -11,8 +11,8 @@ import pytest
 from redis.asyncio import Redis
 
 from domain.errors import LockLost, LockNotAcquired
-from domain.ports import Lease
 from domain.task import Task
+from domain.values import Lease
 from infrastructure.lock import RedlockService
 from infrastructure.redis.client import create_redis
 from infrastructure.redis.queue import RedisTaskQueue

@@ -12,8 +12,8 @@ from application.bulk_change import BulkChange, BulkOutcome
 from application.change_task import Action, ChangeTask
 from domain.audit import AuditEntry
 from domain.errors import InvalidTransition, TaskChanged, TaskNotFound
-from domain.ports import StopKind, StopRequest
 from domain.task import Failure, Task, TaskError, TaskStatus
+from domain.values import StopKind, StopRequest
 from tests.fakes import InMemoryTaskQueue, ManualClock
 
 NOW = 1_700_000_000_000
@@ -40,7 +40,7 @@ class Harness:
         self.clock = ManualClock(NOW + 1_000)
         self.queue = queue or InMemoryTaskQueue(60_000, self.clock)
         self.audit = RecordingAudit()
-        self.change = ChangeTask(self.queue, self.clock, self.audit)
+        self.change = ChangeTask(self.queue, self.queue, self.clock, self.audit)
 
     async def add(self, task_id: str, **changes: Any) -> Task:
         fields: dict[str, Any] = {"name": "echo", "payload": {}, "created_at": NOW, "run_at": NOW}

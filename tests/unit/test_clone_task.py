@@ -8,8 +8,8 @@ import pytest
 
 from application.clone_task import CloneTask
 from domain.errors import TaskNotFound
-from domain.ports import EnqueueOutcome
 from domain.task import Backoff, Failure, Task, TaskError, TaskStatus
+from domain.values import EnqueueOutcome
 from tests.fakes import InMemoryTaskQueue, ManualClock
 
 NOW = 1_700_000_000_000
@@ -23,7 +23,7 @@ def queue() -> InMemoryTaskQueue:
 
 def cloner(queue: InMemoryTaskQueue, *ids: str) -> CloneTask:
     fresh = iter(ids)
-    return CloneTask(queue, ManualClock(LATER), lambda: next(fresh))
+    return CloneTask(queue, queue, ManualClock(LATER), lambda: next(fresh))
 
 
 async def failed_task(queue: InMemoryTaskQueue) -> Task:

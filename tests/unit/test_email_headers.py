@@ -329,7 +329,7 @@ async def test_a_task_stored_before_these_rules_fails_for_good_without_sending()
     await queue.enqueue([stored])
     batch = await queue.claim("default", "w1", 1, 30_000, clock())
     process = ProcessTask(
-        queue=queue, locks=InMemoryLockService(clock), registry=registry(),
+        queue=queue, views=queue, locks=InMemoryLockService(clock), registry=registry(),
         policy=ProcessPolicy(lock_ttl_ms=30_000), clock=clock, log=RecordingLog(),
         rng=Random(1),
     )  # fmt: skip

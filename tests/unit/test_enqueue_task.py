@@ -11,8 +11,8 @@ from application.enqueue_task import EnqueueRequest, EnqueueTask
 from application.handlers import TaskContext
 from application.registry import TaskRegistry, TaskType
 from domain.errors import DuplicateTask, InvalidTask, TaskNotFound, UnknownTaskType
-from domain.ports import EnqueueOutcome
 from domain.task import Backoff, TaskStatus
+from domain.values import EnqueueOutcome
 from tests.fakes import InMemoryTaskQueue, ManualClock
 
 NOW = 1_700_000_000_000

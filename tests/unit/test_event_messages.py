@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domain.ports import TaskEvent
+from domain.values import TaskEvent
 from interfaces.http.live import KEEPALIVE_S, event_messages
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from application.list_tasks import EXPORT_PAGE, FIRST_EXPORT_PAGE, ExportTasks, ListTasks
-from domain.ports import TaskPage, TaskQuery
 from domain.task import Task, TaskStatus
+from domain.values import TaskPage, TaskQuery
 from tests.fakes import InMemoryTaskQueue
 
 NOW = 1_700_000_000_000

@@ -5,8 +5,8 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from application.get_stats import Stats, TypeStats
-from domain.ports import QueueStats, WorkerInfo
 from domain.task import TaskStatus
+from domain.values import QueueStats, WorkerInfo
 from interfaces.http.metrics import exposition
 
 

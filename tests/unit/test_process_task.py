@@ -20,8 +20,8 @@ from application.process_task import ProcessPolicy, ProcessTask
 from application.recover_stalled import RecoverStalled
 from application.registry import TaskRegistry, TaskType
 from domain.errors import QueueUnavailable
-from domain.ports import Lease, StopKind
 from domain.task import Backoff, Task, TaskStatus
+from domain.values import Lease, StopKind
 from tests.fakes import (
     Clock,
     InMemoryLockService,
@@ -193,6 +193,7 @@ def make_harness(lock_clock: Clock) -> Harness:
     probe = Probe()
     process = ProcessTask(
         queue=queue,
+        views=queue,
         locks=locks,
         registry=Handlers(probe, locks).registry(),
         policy=POLICY,

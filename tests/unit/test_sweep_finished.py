@@ -9,8 +9,8 @@ import pytest
 
 from application.sweep_finished import Retention, SweepFinished
 from domain.errors import TaskNotFound
-from domain.ports import EnqueueOutcome
 from domain.task import Failure, Task, TaskError, TaskStatus
+from domain.values import EnqueueOutcome
 from tests.fakes import InMemoryTaskQueue, ManualClock
 
 NOW = 1_700_000_000_000

@@ -21,8 +21,8 @@ from application.registry import TaskRegistry, TaskType
 from application.sweep_finished import Retention, SweepFinished
 from application.workers import Heartbeat
 from domain.errors import LockLost, QueueUnavailable
-from domain.ports import ClaimBatch, Lease, WorkerInfo
 from domain.task import Task, TaskStatus
+from domain.values import ClaimBatch, Lease, WorkerInfo
 from interfaces.workers.worker import Worker
 from tests.fakes import (
     Clock,
@@ -85,6 +85,7 @@ def process(queue: InMemoryTaskQueue, locks: InMemoryLockService, log: Recording
     clock = ManualClock(NOW)
     return ProcessTask(
         queue=queue,
+        views=queue,
         locks=locks,
         registry=Runs().registry(),
         policy=POLICY,
@@ -309,6 +310,7 @@ async def running_worker(
 ) -> AsyncIterator[None]:
     process = ProcessTask(
         queue=queue,
+        views=queue,
         locks=InMemoryLockService(),
         registry=runs.registry(),
         policy=ProcessPolicy(lock_ttl_ms=60_000),  # nothing stalls during the test
@@ -316,11 +318,12 @@ async def running_worker(
         log=log,
     )
     worker = Worker(
-        queue,
-        process,
-        RecoverStalled(queue, monotonic_ms, log, max_stalls=3, rng=Random(0)),
-        SweepFinished(queue, monotonic_ms, Retention()),
-        Heartbeat(Registry(), monotonic_ms),
+        queue=queue,
+        feed=queue,
+        process=process,
+        recover=RecoverStalled(queue, monotonic_ms, log, max_stalls=3, rng=Random(0)),
+        sweep=SweepFinished(queue, monotonic_ms, Retention()),
+        heartbeat=Heartbeat(Registry(), monotonic_ms),
         queues=["first", "second"],
         concurrency=concurrency,
         worker_id="w1",

@@ -23,8 +23,8 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from domain.errors import TooManyStreams
-from domain.ports import TaskEvent
 from domain.task import Task, TaskStatus
+from domain.values import TaskEvent
 from infrastructure.logging import get_logger
 from infrastructure.redis.client import database_of
 from infrastructure.redis.keys import events_pattern

@@ -8,8 +8,8 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from domain.errors import TaskNotFound
-from domain.ports import QueueStats, TaskPage, TaskQuery
 from domain.task import Task, TaskStatus, check_configured_queue
+from domain.values import QueueStats, TaskPage, TaskQuery
 from infrastructure.redis import codec
 from infrastructure.redis.keys import keys_of, task_owner
 from infrastructure.redis.scan import (

@@ -1,4 +1,4 @@
-"""RedisTaskQueue: ITaskQueue on redis-py asyncio, every transition one Lua script."""
+"""RedisTaskQueue: the task ports on redis-py asyncio, every transition one Lua script."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from domain.errors import QueueUnavailable, TaskNotFound
-from domain.ports import (
+from domain.ports import EventFeed
+from domain.task import Task, TaskStatus
+from domain.values import (
     ClaimBatch,
     Enqueued,
     EnqueueOutcome,
-    EventFeed,
     Lease,
     QueueStats,
     StopKind,
@@ -23,7 +24,6 @@ from domain.ports import (
     TaskPage,
     TaskQuery,
 )
-from domain.task import Task, TaskStatus
 from infrastructure.lock import RedlockService
 from infrastructure.redis import codec
 from infrastructure.redis.client import database_of

@@ -13,8 +13,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from domain.errors import InvalidTask
-from domain.ports import TaskPage, TaskQuery
 from domain.task import Task
+from domain.values import TaskPage, TaskQuery
 from infrastructure.redis import codec
 from infrastructure.redis.keys import keys_of
 

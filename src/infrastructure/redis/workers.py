@@ -7,7 +7,7 @@ from typing import cast
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
-from domain.ports import WorkerInfo
+from domain.values import WorkerInfo
 from infrastructure.redis.keys import WORKERS
 
 _INFO = TypeAdapter(WorkerInfo)

@@ -17,8 +17,8 @@ from litestar.response import Stream
 
 from application.list_tasks import ExportTasks
 from domain.errors import InvalidTask
-from domain.ports import TaskQuery
 from domain.task import Task, TaskStatus
+from domain.values import TaskQuery
 from interfaces.http.errors import QUERY, documented
 from interfaces.http.schemas import TaskOut
 

@@ -17,7 +17,8 @@ from litestar.response import Stream
 
 from application.watch_events import WatchEvents
 from application.workers import ListWorkers
-from domain.ports import EventFeed, TaskEvent
+from domain.ports import EventFeed
+from domain.values import TaskEvent
 from interfaces.http.errors import documented
 from interfaces.http.schemas import WorkerOut, WorkersOut
 

@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 
 from application.get_stats import GetStats, Stats
 from application.workers import ListWorkers
-from domain.ports import WorkerInfo
+from domain.values import WorkerInfo
 from interfaces.http.errors import documented
 
 PREFIX = "conveyor"

@@ -55,8 +55,8 @@ from application.list_tasks import ExportTasks, ListTasks
 from application.pause_queue import PauseQueue
 from application.templates import template_fields
 from domain.errors import InvalidTask, UnknownTaskType
-from domain.ports import TaskPage, TaskQuery
 from domain.task import PRIORITY_LIMIT, Task, TaskStatus
+from domain.values import TaskPage, TaskQuery
 from interfaces.http.auth import Principal
 from interfaces.http.errors import BODY, QUERY, documented
 from interfaces.http.listing import (

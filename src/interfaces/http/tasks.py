@@ -15,7 +15,7 @@ from application.enqueue_task import EnqueueTask
 from application.get_task import GetTask
 from application.list_tasks import ListTasks
 from domain.errors import DuplicateTask, TaskNotFound
-from domain.ports import Enqueued, EnqueueOutcome
+from domain.values import Enqueued, EnqueueOutcome
 from interfaces.http.auth import Access, Principal, may_read
 from interfaces.http.errors import BODY, QUERY, documented
 from interfaces.http.listing import (

@@ -57,12 +57,14 @@ async def _serve(settings: Settings) -> int:
     # Sync handlers run in threads: one per slot, so none waits for a free thread.
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(max_workers=settings.worker_concurrency))
+    queue = await resolve(container.queue)
     worker = Worker(
-        await resolve(container.queue),
-        await resolve(container.process_task),
-        await resolve(container.recover_stalled),
-        await resolve(container.sweep_finished),
-        await resolve(container.heartbeat),
+        queue=queue,
+        feed=queue,
+        process=await resolve(container.process_task),
+        recover=await resolve(container.recover_stalled),
+        sweep=await resolve(container.sweep_finished),
+        heartbeat=await resolve(container.heartbeat),
         queues=settings.worker_queue_list,
         concurrency=settings.worker_concurrency,
         worker_id=new_worker_id(),

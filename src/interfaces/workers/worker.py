@@ -16,8 +16,9 @@ from application.recover_stalled import RecoverStalled
 from application.sweep_finished import SweepFinished
 from application.workers import Heartbeat
 from domain.errors import QueueUnavailable
-from domain.ports import ITaskQueue, StopKind, StopRequest
+from domain.ports import ITaskFeed, ITaskTransitions
 from domain.task import Task, TaskStatus
+from domain.values import StopKind, StopRequest
 
 IDLE_WAIT_MS = 5_000  # longest block on the marker; a wake-up is then a cheap claim
 ERROR_BACKOFF_MAX_S = 5.0
@@ -36,12 +37,13 @@ class Worker:
 
     def __init__(
         self,
-        queue: ITaskQueue,
+        *,
+        queue: ITaskTransitions,
+        feed: ITaskFeed,
         process: ProcessTask,
         recover: RecoverStalled,
         sweep: SweepFinished,
         heartbeat: Heartbeat,
-        *,
         queues: Sequence[str],
         concurrency: int,
         worker_id: str,
@@ -51,6 +53,7 @@ class Worker:
         log: Any,
     ) -> None:
         self._queue = queue
+        self._feed = feed
         self._process = process
         self._recover = recover
         self._sweep = sweep
@@ -185,7 +188,7 @@ class Worker:
             timeout = min(timeout, next_due - self._clock())
         if timeout <= 0:
             return
-        self._waiter = asyncio.create_task(self._queue.wait_for_work(self._queues, timeout))
+        self._waiter = asyncio.create_task(self._feed.wait_for_work(self._queues, timeout))
         try:
             await self._waiter
         finally:
@@ -268,7 +271,7 @@ class Worker:
         """Operators' cancel and kill requests reach the handlers running here."""
         while True:
             try:
-                async for request in self._queue.stop_requests(self._queues):
+                async for request in self._feed.stop_requests(self._queues):
                     self._stop(request)
             except Exception as exc:  # noqa: BLE001 - resubscribe; renewals catch cancels meanwhile
                 self._log.warning("worker.stop_requests_lost", error=repr(exc))
