@@ -28,14 +28,15 @@ from domain.errors import (
     TaskNotFound,
 )
 from domain.ports import EventFeed
-from domain.task import Task, TaskStatus, check_configured_queue
+from domain.task import StopKind, Task, TaskStatus, check_configured_queue
 from domain.values import (
     ClaimBatch,
+    ClaimRequest,
     Enqueued,
     EnqueueOutcome,
     Lease,
+    LeaseState,
     QueueStats,
-    StopKind,
     StopRequest,
     TaskEvent,
     TaskPage,
@@ -44,6 +45,7 @@ from domain.values import (
 
 # The search words are part of the contract (what a search finds), so the fake uses the
 # very function the adapter indexes with; it is pure and does no I/O.
+from infrastructure.redis.limits import DURATIONS_KEPT, PROMOTE_LIMIT
 from infrastructure.redis.search import task_tokens, words
 
 Clock = Callable[[], int]
@@ -52,10 +54,8 @@ _TASK = TypeAdapter(Task)
 _JSON = TypeAdapter(Any)
 
 DEFAULT_QUEUES = ("default",)
-PROMOTE_LIMIT = 1_000  # claim_tasks.lua promotes at most this many due tasks per call
 MAX_OFFSET = 10_000  # queries.py: deeper pages go by cursor
 SCAN_CAP = 2_000  # scan.py: candidates a search examines per call at most
-DURATIONS_KEPT = 1_000  # move_task.lua: LTRIM of the per-type durations
 FEED_SIZE = 1_000  # EVENT_BUFFER: events a reader may fall behind before its feed ends
 TERMINAL = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
 # What a settle writes (codec.MUTABLE_FIELDS); priority, payload, fence, progress... stay.
@@ -249,6 +249,9 @@ class _Queue:
     marker: bool = False
     paused: bool = False
     cancel_requested: set[str] = field(default_factory=set)
+    settled: dict[str, int] = field(default_factory=dict)  # id -> token its outcome came with
+    # id -> the tasks claimed with its outcome (id, token): a retry gets them again
+    then_claimed: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     names: set[str] = field(default_factory=set)  # every name the queue has seen
     finished: Counter[int] = field(default_factory=Counter)  # minute -> tasks finished
     durations: dict[str, list[int]] = field(default_factory=dict)  # newest first
@@ -369,7 +372,7 @@ class MemoryFeed:
 
 
 class InMemoryTaskQueue:
-    """The task ports (transitions, views, feed) in a dict, matching RedisTaskQueue and
+    """The task ports (transitions, views, feed) in a dict, matching the Redis adapters and
     its Lua scripts step by step.
 
     `clock` only measures the idempotency window of removed ids; every other time is
@@ -497,12 +500,44 @@ class InMemoryTaskQueue:
         return False
 
     async def settle(
-        self, task: Task, *, lease_expired_by: int | None = None, release: Lease | None = None
-    ) -> None:
-        if not self._move(task, TaskStatus.ACTIVE, task.fence, lease_expired_by, None):
+        self, task: Task, *, lease: Lease | None = None, then: ClaimRequest | None = None
+    ) -> ClaimBatch:
+        """settle_task.lua: the next claim, then the outcome, once per token: a retry of a
+        written outcome is answered with the tasks claimed with it, and no others."""
+        state = self._queue(task.queue)
+        stored = state.tasks.get(task.id)
+        if stored is not None and state.settled.get(task.id) == task.fence == stored.fence:
+            return ClaimBatch(self._claimed_before(state, task.id))
+        if stored is None or stored.status is not TaskStatus.ACTIVE or stored.fence != task.fence:
+            raise LockLost(f"task {task.id!r}: fencing token is stale or the task is not active")
+        batch = ClaimBatch([])
+        if then is not None:
+            batch = await self.claim(
+                task.queue, then.worker_id, then.limit, then.lease_ms, then.now
+            )
+        self._move(task, TaskStatus.ACTIVE, task.fence, None, None)
+        state.settled[task.id] = task.fence
+        state.then_claimed[task.id] = [(claimed.id, claimed.fence) for claimed in batch.tasks]
+        return batch
+
+    @staticmethod
+    def _claimed_before(state: _Queue, task_id: str) -> list[Task]:
+        """The tasks claimed with an outcome, still active under their claim's token."""
+        kept = state.then_claimed.get(task_id, [])
+        found = [(state.tasks.get(claimed_id), fence) for claimed_id, fence in kept]
+        return [
+            task
+            for task, fence in found
+            if task is not None and task.status is TaskStatus.ACTIVE and task.fence == fence
+        ]
+
+    async def recover(self, task: Task, expired_by: int) -> None:
+        if not self._move(task, TaskStatus.ACTIVE, task.fence, expired_by, None):
             raise LockLost(f"task {task.id!r}: fencing token is stale or the task is not active")
 
     async def change(self, task: Task, previous: Task, *, stop: StopKind | None = None) -> None:
+        if task.id not in self._queue(task.queue).tasks:
+            raise TaskNotFound(task.id)
         if not self._move(task, previous.status, previous.fence, None, stop):
             raise TaskChanged(f"task {task.id!r} changed meanwhile")
 
@@ -514,7 +549,8 @@ class InMemoryTaskQueue:
         lease_expired_by: int | None,
         stop: StopKind | None,
     ) -> bool:
-        """move_task.lua: False if the task is not as read; LockLost if the lease is valid."""
+        """apply_outcome (_lib.lua): False if the task is not as read; LockLost if the lease
+        is still valid (a recovery's check)."""
         state = self._queue(task.queue)
         stored = state.tasks.get(task.id)
         if stored is None or stored.status is not expected or stored.fence != fence:
@@ -543,18 +579,29 @@ class InMemoryTaskQueue:
         stored = state.current(task)
         state.tasks[task.id] = replace(stored, progress=_JSON.dump_python(progress, mode="json"))
 
-    async def extend_lease(self, task: Task, lease_ms: int, now: int) -> bool:
+    async def extend_leases(
+        self, held: Sequence[tuple[Task, Lease | None]], lease_ms: int, now: int
+    ) -> list[LeaseState]:
+        """extend_leases.lua (this fake takes no lock with a claim: no lease to renew)."""
+        return [self._extend(task, lease_ms, now) for task, _ in held]
+
+    def _extend(self, task: Task, lease_ms: int, now: int) -> LeaseState:
         state = self._queue(task.queue)
-        state.current(task)
-        active = state.index[TaskStatus.ACTIVE]
-        if task.id in active:  # ZADD XX
-            active[task.id] = now + lease_ms
-        return task.id in state.cancel_requested
+        try:
+            state.current(task)
+        except LockLost:
+            return LeaseState.LOST
+        state.index[TaskStatus.ACTIVE][task.id] = now + lease_ms
+        if task.id in state.cancel_requested:
+            return LeaseState.CANCEL_REQUESTED
+        return LeaseState.HELD
 
     async def request_cancel(self, task: Task) -> None:
         state = self._queue(task.queue)
         stored = state.tasks.get(task.id)
-        if stored is None or stored.status is not TaskStatus.ACTIVE:
+        if stored is None:
+            raise TaskNotFound(task.id)
+        if stored.status is not TaskStatus.ACTIVE:
             raise TaskChanged(f"task {task.id!r} changed meanwhile")
         state.cancel_requested.add(task.id)
         self._publish_stop(StopRequest(task.id, task.queue, StopKind.CANCEL))

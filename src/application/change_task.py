@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from enum import StrEnum
-
 from application.clock import Clock
 from domain.audit import AuditEntry
 from domain.errors import TaskChanged
 from domain.ports import IAuditLog, ITaskTransitions, ITaskViews
-from domain.task import Task, TaskStatus
-from domain.values import StopKind
+from domain.task import Action, Task
+
+__all__ = ["Action", "ChangeTask"]  # Action is the domain's; callers import it from here too
 
 _ATTEMPTS = 5  # a task that keeps changing under us is busy; the caller may try again
-
-
-class Action(StrEnum):
-    CANCEL = "cancel"
-    KILL = "kill"
-    RETRY = "retry"
-
-
-_DECIDE: dict[Action, Callable[[Task, int], Task]] = {
-    Action.CANCEL: Task.cancelled,
-    Action.KILL: Task.killed,
-    Action.RETRY: Task.retried,
-}
 
 
 class ChangeTask:
@@ -62,10 +47,9 @@ class ChangeTask:
         raise TaskChanged(f"task {task_id!r} keeps changing; try again")
 
     async def _apply(self, action: Action, task: Task) -> Task:
-        if action is Action.CANCEL and task.status is TaskStatus.ACTIVE:
+        change = task.operator(action, self._clock())
+        if change.task is None:  # its worker records the outcome once the handler stops
             await self._queue.request_cancel(task)
             return task
-        changed = _DECIDE[action](task, self._clock())
-        stop = StopKind.KILL if task.status is TaskStatus.ACTIVE else None
-        await self._queue.change(changed, task, stop=stop)
-        return changed
+        await self._queue.change(change.task, task, stop=change.stop)
+        return change.task

@@ -34,7 +34,7 @@ class RecoverStalled:
         for task in await self._queue.expired(queue, now, limit):
             outcome = task.stalled(now, self._max_stalls, self._rng)
             try:
-                await self._queue.settle(outcome, lease_expired_by=now)
+                await self._queue.recover(outcome, expired_by=now)
             except LockLost:
                 continue  # renewed or settled meanwhile: not a stall after all
             recovered += 1

@@ -11,14 +11,15 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from domain.audit import AuditEntry
-from domain.task import JSONObject, Task, TaskStatus
+from domain.task import JSONObject, StopKind, Task, TaskStatus
 from domain.templates import Template
 from domain.values import (
     ClaimBatch,
+    ClaimRequest,
     Enqueued,
     Lease,
+    LeaseState,
     QueueStats,
-    StopKind,
     StopRequest,
     TaskEvent,
     TaskPage,
@@ -60,6 +61,10 @@ class ITaskTransitions(Protocol):
     Only the holder of the current token can settle the task or extend its lease; anyone
     else gets `LockLost`. A lease that is not extended expires, and the task is then
     reported by `expired` so that it can be recovered as a stall.
+
+    Where the lock of a task lives with the tasks (one Redis, no other lock master), the
+    store takes it with the claim (`ClaimBatch.leases`, `Lease.with_task`), renews it with
+    the lease and releases it with the outcome: the worker sends nothing of its own for it.
     """
 
     async def enqueue(self, tasks: Sequence[Task], batch_id: str | None = None) -> list[Enqueued]:
@@ -76,21 +81,27 @@ class ITaskTransitions(Protocol):
     async def claim(
         self, queue: str, worker_id: str, limit: int, lease_ms: int, now: int
     ) -> ClaimBatch:
-        """Take up to `limit` due tasks of `queue` (none while it is paused)."""
+        """Take up to `limit` due tasks of `queue` (none while it is paused), and the locks
+        of those whose lock the store can take with them."""
         ...
 
     async def settle(
-        self, task: Task, *, lease_expired_by: int | None = None, release: Lease | None = None
-    ) -> None:
-        """Write the outcome of an active task (its new state, decided by `Task`).
+        self, task: Task, *, lease: Lease | None = None, then: ClaimRequest | None = None
+    ) -> ClaimBatch:
+        """Write the outcome of an active task (its new state, decided by `Task`), and
+        with `then`, claim the next tasks of its queue in the same step.
 
-        Accepted only while `task.fence` is the task's current token: `LockLost` otherwise.
-        With `lease_expired_by`, only if the lease also ran out before that time (recovery
-        of a stalled task must not race a worker that is merely slow). `release` is the
-        lock the outcome was reached under: a queue that keeps its data where that lock
-        lives may release it in the same step, as the lock service would (whatever the
-        outcome), and tell the lock service so; releasing the lease afterwards is harmless.
+        Accepted only while `task.fence` is the task's current token: `LockLost` otherwise,
+        and nothing is claimed. The same outcome sent again under the same token (a retry
+        whose first answer was lost) is accepted again. A `lease` the store took with the
+        claim is released whatever the outcome; any other lease is the caller's to release.
         """
+        ...
+
+    async def recover(self, task: Task, expired_by: int) -> None:
+        """Write the outcome of a stall (decided by `Task.stalled`): only if `task.fence`
+        is still current and the lease ran out before `expired_by`, so that a worker
+        that is merely slow, and renewed meanwhile, keeps its task. `LockLost` otherwise."""
         ...
 
     async def change(self, task: Task, previous: Task, *, stop: StopKind | None = None) -> None:
@@ -107,11 +118,13 @@ class ITaskTransitions(Protocol):
         outcome. `TaskChanged` if the task is no longer active."""
         ...
 
-    async def extend_lease(self, task: Task, lease_ms: int, now: int) -> bool:
-        """Push the lease of an active task to `now + lease_ms`; `LockLost` if not ours.
-
-        True when an operator has asked to cancel the task meanwhile.
-        """
+    async def extend_leases(
+        self, held: Sequence[tuple[Task, Lease | None]], lease_ms: int, now: int
+    ) -> list[LeaseState]:
+        """Push the leases of a worker's running tasks to `now + lease_ms` in one step, and
+        the locks taken with them (`Lease.with_task`). For each task, in order: HELD,
+        CANCEL_REQUESTED (held, and an operator asked to cancel it), or LOST (not its
+        holder's any more: stop before a second run overlaps)."""
         ...
 
     async def set_progress(self, task: Task, progress: Any) -> None:

@@ -35,6 +35,40 @@ class TaskStatus(StrEnum):
 _TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 
+class Interruption(StrEnum):
+    """Why a running handler was stopped before it returned."""
+
+    SHUTDOWN = "shutdown"  # the worker is stopping: give the task back
+    LOCK_LOST = "lock_lost"  # someone else may own it now: record nothing
+    TIMEOUT = "timeout"  # the attempt took longer than the task's timeout
+    CANCELLED = "cancelled"  # an operator cancelled it: record it cancelled
+    KILLED = "killed"  # an operator force-failed it: already recorded, record nothing
+
+
+class Action(StrEnum):
+    """What an operator may do to one task."""
+
+    CANCEL = "cancel"
+    KILL = "kill"
+    RETRY = "retry"
+
+
+class StopKind(StrEnum):
+    """What the worker running a task is told to do with its handler."""
+
+    CANCEL = "cancel"  # stop the handler and record the task cancelled
+    KILL = "kill"  # stop the handler; the task was already failed by the operator
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """An operator's action, decided: the state to write (None: nothing, the worker will
+    record it), and what the worker running the task must do."""
+
+    task: Task | None
+    stop: StopKind | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Backoff:
     """Exponential backoff, optionally with full jitter; factor 1 makes it fixed."""
@@ -124,6 +158,11 @@ class Task:
     def is_due(self, now: int) -> bool:
         return self.run_at <= now
 
+    @staticmethod
+    def status_for(run_at: int, now: int) -> TaskStatus:
+        """A new task due later waits as delayed; one due now (or earlier) is waiting."""
+        return TaskStatus.DELAYED if run_at > now else TaskStatus.WAITING
+
     def complete(self, result: Any, now: int) -> Task:
         return self._settle(
             TaskStatus.COMPLETED, now, "completed", result=result, error=None, attempts=self.attempt
@@ -150,6 +189,29 @@ class Task:
             worker_id=None,
             history=(*self.history, self._entry(now, "returned")),
         )
+
+    def interrupted(self, reason: Interruption, now: int, rng: Random) -> Task | None:
+        """The state a handler stopped for `reason` leaves its task in; None when there
+        is nothing to record (the lock was lost, or an operator already recorded it)."""
+        if reason is Interruption.TIMEOUT:
+            error = TaskError(
+                "TaskTimeout", f"the attempt exceeded its timeout of {self.timeout_ms} ms"
+            )
+            return self.fail(Failure(error), now, rng)
+        if reason is Interruption.SHUTDOWN:
+            return self.returned(now)
+        if reason is Interruption.CANCELLED:
+            return self.cancelled(now)
+        return None
+
+    def operator(self, action: Action, now: int) -> Change:
+        """What an operator's `action` does: a running task is cancelled by its worker (it
+        is told to stop, and records the outcome), killed at once (and its worker told)."""
+        if action is Action.CANCEL and self.status is TaskStatus.ACTIVE:
+            return Change(None, StopKind.CANCEL)
+        changed = {Action.CANCEL: self.cancelled, Action.KILL: self.killed,
+                   Action.RETRY: self.retried}[action](now)  # fmt: skip
+        return Change(changed, StopKind.KILL if self.status is TaskStatus.ACTIVE else None)
 
     def lock_denied(self, now: int, retry_ms: int) -> Task:
         """Another holder had the lock: try again later without spending an attempt."""
@@ -220,7 +282,7 @@ class Task:
             payload=self.payload,
             created_at=now,
             run_at=due,
-            status=TaskStatus.DELAYED if due > now else TaskStatus.WAITING,
+            status=Task.status_for(due, now),
             queue=self.queue,
             priority=self.priority,
             max_attempts=self.max_attempts,

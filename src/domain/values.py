@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
-from domain.task import Task, TaskStatus
+from domain.task import StopKind, Task, TaskStatus
 
 
 class EnqueueOutcome(StrEnum):
@@ -22,9 +23,29 @@ class Enqueued:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """A worker asking for up to `limit` tasks, leased for `lease_ms` from `now`."""
+
+    worker_id: str
+    limit: int
+    lease_ms: int
+    now: int
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimBatch:
     tasks: list[Task]
     next_due_at: int | None = None  # earliest delayed task, when nothing was claimable
+    # task id -> its lock, for the tasks whose lock was taken with the claim
+    leases: Mapping[str, Lease] = field(default_factory=dict)
+
+
+class LeaseState(StrEnum):
+    """What renewing a running task's lease found."""
+
+    HELD = "held"
+    CANCEL_REQUESTED = "cancel_requested"  # held, and an operator asked to cancel the task
+    LOST = "lost"  # no longer this holder's: someone else may run the task now
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +82,6 @@ class QueueStats:
     finished_last_hour: int
 
 
-class StopKind(StrEnum):
-    CANCEL = "cancel"  # stop the handler and record the task cancelled
-    KILL = "kill"  # stop the handler; the task was already failed by the operator
-
-
 @dataclass(frozen=True, slots=True)
 class StopRequest:
     task_id: str
@@ -96,8 +112,14 @@ class WorkerInfo:
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """A held lock: valid for `ttl_ms` after its last acquire or extend."""
+    """A held lock: valid for `ttl_ms` after its last acquire or extend.
+
+    `with_task` marks a lock the task store took with the claim, because the lock lives
+    where the tasks do: the store renews it with the task's lease and releases it with the
+    outcome, and `token` is the lock's value. Any other lease is the lock service's, and
+    `token` is its handle there."""
 
     resource: str
     ttl_ms: int
     token: str
+    with_task: bool = False

@@ -15,12 +15,13 @@ from redis.exceptions import RedisError
 
 from domain.errors import LockLost, LockNotAcquired
 from domain.values import Lease
+from infrastructure.redis.keys import LOCK_PREFIX
 
 
 class TaskRedlock(AIORedlock):
     """pottery names its keys `redlock:<key>`; Conveyor's are `lock:<key>`."""
 
-    _KEY_PREFIX: ClassVar[str] = "lock"
+    _KEY_PREFIX: ClassVar[str] = LOCK_PREFIX
 
 
 class RedlockService:
@@ -66,17 +67,6 @@ class RedlockService:
             raise LockLost(self._no_quorum(lock, exc)) from exc
         except PrimitiveError as exc:  # ExtendUnlockedLock, TooManyExtensions
             raise LockLost(f"{lock.key}: {type(exc).__name__}") from exc
-
-    def hand_over(self, client: Redis, lease: Lease) -> tuple[str, str] | None:
-        """Hand the release of `lease` to a script about to run on `client`, when `client`
-        is the lock's only master (the default: the queue's own Redis): the key and the
-        value it holds while the lock is ours, to delete if it still does. Releasing the
-        lease here then sends nothing. None (and nothing handed over) otherwise."""
-        lock = self._held.get(lease.token)
-        if lock is None or self._masters != {client}:
-            return None
-        del self._held[lease.token]
-        return lock.key, lock._uuid
 
     async def release(self, lease: Lease) -> None:
         lock = self._held.pop(lease.token, None)

@@ -80,6 +80,11 @@ class Settings(BaseSettings):
         return [url.strip() for url in self.redlock_urls.split(",") if url.strip()]
 
     @property
+    def locks_with_tasks(self) -> bool:
+        """The lock's one master is the queue's Redis: scripts take and release it there."""
+        return not self.redlock_url_list
+
+    @property
     def task_module_list(self) -> list[str]:
         return [name.strip() for name in self.task_modules.split(",") if name.strip()]
 

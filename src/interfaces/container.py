@@ -25,8 +25,9 @@ from application.get_stats import GetStats
 from application.get_task import GetTask
 from application.list_tasks import ExportTasks, ListTasks
 from application.pause_queue import PauseQueue
-from application.process_task import ProcessPolicy, ProcessTask
 from application.recover_stalled import RecoverStalled
+from application.running.leases import LeaseKeeper
+from application.running.process_task import ProcessPolicy, ProcessTask
 from application.sweep_finished import Retention, SweepFinished
 from application.templates import CreateTemplate, DeleteTemplate, ListTemplates, UseTemplate
 from application.watch_events import WatchEvents
@@ -36,12 +37,14 @@ from infrastructure.logging import get_logger
 from infrastructure.redis.audit import RedisAuditLog
 from infrastructure.redis.client import create_blocking_redis, create_lock_redis, create_redis
 from infrastructure.redis.events import EventHub
-from infrastructure.redis.queue import RedisTaskQueue
+from infrastructure.redis.feed import RedisFeed
+from infrastructure.redis.queries import RedisViews
 from infrastructure.redis.templates import RedisTemplateStore
+from infrastructure.redis.transitions import RedisTransitions
+from infrastructure.redis.waiter import IDLE_WAIT_MS
 from infrastructure.redis.workers import RedisWorkerRegistry
 from infrastructure.registry import build_registry, configured_queues
 from infrastructure.settings import Settings
-from interfaces.workers.worker import IDLE_WAIT_MS
 
 # The longest BZPOPMIN an idle worker sends: its longest idle wait, plus the second
 # MarkerWaiter gives Redis's own timeout as a backstop behind its local timer.
@@ -115,24 +118,6 @@ async def _event_hub(client: Redis, buffer: int, max_streams: int) -> AsyncItera
         await hub.aclose()
 
 
-async def _queue(
-    client: Redis,
-    blocking_client: Redis,
-    idempotency_window_ms: int,
-    locks: RedlockService,
-    *,
-    queues: list[str],
-    events: EventHub,
-) -> AsyncIterator[RedisTaskQueue]:
-    queue = RedisTaskQueue(
-        client, blocking_client, idempotency_window_ms, locks, queues=queues, events=events
-    )
-    try:
-        yield queue
-    finally:
-        await queue.aclose()
-
-
 class Container(containers.DeclarativeContainer):
     """Adapters are singletons, use cases factories, Redis clients async resources."""
 
@@ -169,14 +154,16 @@ class Container(containers.DeclarativeContainer):
         buffer=settings.provided.event_buffer,
         max_streams=settings.provided.max_event_streams,
     )
-    queue = providers.Resource(
-        _queue,
+    # The task store, by reader: what moves tasks, what reads them, what is pushed.
+    queue = providers.Singleton(
+        RedisTransitions,
         client=redis,
-        blocking_client=blocking_redis,
         idempotency_window_ms=settings.provided.idempotency_window_ms,
-        locks=locks,
-        queues=queues,
-        events=event_hub,
+        locks_with_tasks=settings.provided.locks_with_tasks,
+    )
+    views = providers.Singleton(RedisViews, client=redis, queues=queues)
+    feed = providers.Singleton(
+        RedisFeed, client=redis, blocking_client=blocking_redis, views=views, events=event_hub
     )
     audit_log = providers.Singleton(RedisAuditLog, client=redis)
 
@@ -189,26 +176,26 @@ class Container(containers.DeclarativeContainer):
         default_timeout_ms=settings.provided.default_timeout_ms,
         queues=queues,
     )
-    get_task = providers.Factory(GetTask, views=queue, feed=queue)
+    get_task = providers.Factory(GetTask, views=views, feed=feed)
     delete_task = providers.Factory(
-        DeleteTask, views=queue, queue=queue, clock=clock, audit=audit_log
+        DeleteTask, views=views, queue=queue, clock=clock, audit=audit_log
     )
     change_task = providers.Factory(
-        ChangeTask, views=queue, queue=queue, clock=clock, audit=audit_log
+        ChangeTask, views=views, queue=queue, clock=clock, audit=audit_log
     )
     bulk_change = providers.Factory(BulkChange, change=change_task)
     clone_task = providers.Factory(
-        CloneTask, views=queue, queue=queue, clock=clock, new_id=providers.Object(new_task_id)
+        CloneTask, views=views, queue=queue, clock=clock, new_id=providers.Object(new_task_id)
     )
-    list_tasks = providers.Factory(ListTasks, queue=queue)
-    export_tasks = providers.Factory(ExportTasks, queue=queue)
-    get_stats = providers.Factory(GetStats, queue=queue, clock=clock)
+    list_tasks = providers.Factory(ListTasks, queue=views)
+    export_tasks = providers.Factory(ExportTasks, queue=views)
+    get_stats = providers.Factory(GetStats, queue=views, clock=clock)
     pause_queue = providers.Factory(
         PauseQueue, queue=queue, queues=queues, clock=clock, audit=audit_log
     )
-    get_batch = providers.Factory(GetBatch, queue=queue)
+    get_batch = providers.Factory(GetBatch, queue=views)
     worker_registry = providers.Singleton(RedisWorkerRegistry, client=redis)
-    watch_events = providers.Factory(WatchEvents, queue=queue)
+    watch_events = providers.Factory(WatchEvents, queue=feed)
     list_workers = providers.Factory(ListWorkers, registry=worker_registry, clock=clock)
     heartbeat = providers.Factory(Heartbeat, registry=worker_registry, clock=clock)
     sweep_finished = providers.Factory(
@@ -229,7 +216,6 @@ class Container(containers.DeclarativeContainer):
     process_task = providers.Singleton(
         ProcessTask,
         queue=queue,
-        views=queue,
         locks=locks,
         registry=registry,
         policy=providers.Callable(_process_policy, settings),
@@ -237,6 +223,7 @@ class Container(containers.DeclarativeContainer):
         log=log,
         rng=rng,
     )
+    lease_keeper = providers.Factory(LeaseKeeper, queue=queue, locks=locks, clock=clock, log=log)
     recover_stalled = providers.Factory(
         RecoverStalled,
         queue=queue,

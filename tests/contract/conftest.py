@@ -1,4 +1,4 @@
-"""Fixtures of the queue contract: every test runs on the fake and on RedisTaskQueue."""
+"""Fixtures of the queue contract: every test runs on the fake and on the Redis store."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ import pytest
 from redis.asyncio import Redis
 
 from application.clock import system_clock
-from infrastructure.redis.queue import RedisTaskQueue
 from tests.contract.queue_support import CONFIGURED, WINDOW_MS, MakeQueue, TaskStore
 from tests.fakes import InMemoryTaskQueue
+from tests.stores import RedisStore
 
 
 @pytest.fixture
-async def redis_queues() -> AsyncIterator[list[RedisTaskQueue]]:
+async def redis_queues() -> AsyncIterator[list[RedisStore]]:
     """The Redis adapters a test made, closed (their pub/sub listener) before the client."""
-    made: list[RedisTaskQueue] = []
+    made: list[RedisStore] = []
     yield made
     for queue in made:
         await queue.aclose()
@@ -29,10 +29,10 @@ def make_queue(request: pytest.FixtureRequest) -> MakeQueue:
         return lambda window_ms: InMemoryTaskQueue(window_ms, system_clock, CONFIGURED)
     client: Redis = request.getfixturevalue("redis")
     blocking: Redis = request.getfixturevalue("blocking_redis")
-    made: list[RedisTaskQueue] = request.getfixturevalue("redis_queues")  # after the clients
+    made: list[RedisStore] = request.getfixturevalue("redis_queues")  # after the clients
 
     def make(window_ms: int) -> TaskStore:
-        made.append(RedisTaskQueue(client, blocking, window_ms, queues=CONFIGURED))
+        made.append(RedisStore(client, blocking, window_ms, queues=CONFIGURED))
         return made[-1]
 
     return make

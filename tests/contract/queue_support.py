@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from domain.ports import ITaskFeed, ITaskTransitions, ITaskViews
 from domain.task import Backoff, Failure, Task, TaskError, TaskStatus
+from domain.values import LeaseState
 
 T0 = 1_700_000_000_000  # 20 s into its minute: T0 % 60_000 == 20_000
 LEASE_MS = 1_000
@@ -67,3 +68,9 @@ async def enqueue_claimed(task_queue: TaskStore, task_id: str = "t1", **changes:
 
 def failure(retryable: bool = True) -> Failure:
     return Failure(TaskError("RuntimeError", "boom"), retryable=retryable)
+
+
+async def renew(queue: TaskStore, task: Task, at: int) -> LeaseState:
+    """One task's lease renewed on its own."""
+    (state,) = await queue.extend_leases([(task, None)], LEASE_MS, at)
+    return state

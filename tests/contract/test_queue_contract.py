@@ -1,8 +1,9 @@
-"""TaskStore contract: the in-memory fake and RedisTaskQueue must behave alike."""
+"""TaskStore contract: the in-memory fake and the Redis store must behave alike."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from random import Random
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from domain.errors import LockLost, TaskActive, TaskNotFound
 from domain.task import TaskError, TaskStatus
-from domain.values import EnqueueOutcome
+from domain.values import ClaimRequest, EnqueueOutcome, LeaseState
 from tests.contract.queue_support import (
     LEASE_MS,
     OTHER,
@@ -179,8 +180,9 @@ async def test_settle_is_accepted_only_while_active(queue: TaskStore) -> None:
 
     task = await claim_one(queue)
     await queue.settle(task.complete(None, T0 + 1))
-    with pytest.raises(LockLost):
-        await queue.settle(task.complete(None, T0 + 2))
+    # Under the same token a second settle is a retry whose answer was lost: answered as
+    # written, and the first outcome stands.
+    await queue.settle(task.complete(None, T0 + 2))
     assert (await queue.get("t1")).finished_at == T0 + 1
 
 
@@ -267,20 +269,29 @@ async def test_expired_lists_tasks_whose_lease_ended_before_now(queue: TaskStore
     assert [t.id for t in await queue.expired(QUEUE, T0 + 10_000, 1)] == ["early"]
 
 
-async def test_extend_lease_is_fenced_and_moves_the_deadline(queue: TaskStore) -> None:
+async def test_renewals_are_fenced_and_move_the_deadline(queue: TaskStore) -> None:
     first = await enqueue_claimed(queue)
     await queue.settle(first.returned(T0))
     task = await claim_one(queue)
 
-    with pytest.raises(LockLost):
-        await queue.extend_lease(first, LEASE_MS, T0 + 500)
-    await queue.extend_lease(task, LEASE_MS, T0 + 500)
+    states = await queue.extend_leases([(first, None), (task, None)], LEASE_MS, T0 + 500)
 
+    assert states == [LeaseState.LOST, LeaseState.HELD]
     assert await queue.expired(QUEUE, T0 + 1_500, 10) == []
     assert [t.id for t in await queue.expired(QUEUE, T0 + 1_501, 10)] == ["t1"]
     await queue.settle(task.complete(None, T0 + 600))
-    with pytest.raises(LockLost):
-        await queue.extend_lease(task, LEASE_MS, T0 + 700)
+    assert await queue.extend_leases([(task, None)], LEASE_MS, T0 + 700) == [LeaseState.LOST]
+
+
+async def test_one_renewal_covers_tasks_of_several_queues_in_order(queue: TaskStore) -> None:
+    await queue.enqueue([make_task("a"), make_task("b", queue=OTHER), make_task("c")])
+    running = [*await claim(queue, limit=2), *await claim(queue, name=OTHER)]
+
+    states = await queue.extend_leases([(task, None) for task in running], LEASE_MS, T0 + 900)
+
+    assert states == [LeaseState.HELD] * 3
+    assert await queue.expired(QUEUE, T0 + 900 + LEASE_MS, 10) == []
+    assert await queue.expired(OTHER, T0 + 900 + LEASE_MS, 10) == []
 
 
 async def test_a_stall_is_settled_only_once_the_lease_ran_out(queue: TaskStore) -> None:
@@ -289,10 +300,10 @@ async def test_a_stall_is_settled_only_once_the_lease_ran_out(queue: TaskStore) 
 
     too_early = task.stalled(deadline, 3, Random(0))
     with pytest.raises(LockLost):
-        await queue.settle(too_early, lease_expired_by=deadline)
+        await queue.recover(too_early, expired_by=deadline)
 
     stalled = task.stalled(deadline + 1, 3, Random(0))
-    await queue.settle(stalled, lease_expired_by=deadline + 1)
+    await queue.recover(stalled, expired_by=deadline + 1)
     stored = await queue.get("t1")
     assert stored.status is TaskStatus.DELAYED
     assert stored.stalls == 1
@@ -534,3 +545,66 @@ async def test_wait_for_work_wakes_when_a_task_is_enqueued(queue: TaskStore) -> 
     await queue.enqueue([make_task("t1")])
 
     await asyncio.wait_for(waiter, timeout=2)
+
+
+# --- an outcome and the next claim in one step ----------------------------------------------
+
+
+async def test_a_settle_claims_the_next_tasks_in_priority_order(queue: TaskStore) -> None:
+    task = await enqueue_claimed(queue)
+    await queue.enqueue([make_task("low", priority=5), make_task("high", priority=1)])
+
+    then = ClaimRequest("w2", 2, LEASE_MS, T0 + 10)
+    batch = await queue.settle(task.complete(None, T0 + 10), then=then)
+
+    assert [t.id for t in batch.tasks] == ["high", "low"]
+    assert all(t.status is TaskStatus.ACTIVE and t.worker_id == "w2" for t in batch.tasks)
+    assert (await queue.get("t1")).status is TaskStatus.COMPLETED
+
+
+async def test_a_settle_promotes_due_tasks_and_tells_the_next_due_time(queue: TaskStore) -> None:
+    task = await enqueue_claimed(queue)
+    await queue.enqueue([make_task("due", run_at=T0 + 5), make_task("later", run_at=T0 + 99)])
+
+    batch = await queue.settle(
+        task.complete(None, T0 + 10), then=ClaimRequest("w", 5, LEASE_MS, T0 + 10)
+    )
+    then = ClaimRequest("w", 5, LEASE_MS, T0 + 11)
+    empty = await queue.settle(batch.tasks[0].complete(None, T0 + 11), then=then)
+
+    assert [t.id for t in batch.tasks] == ["due"]
+    assert (empty.tasks, empty.next_due_at) == ([], T0 + 99)
+
+
+async def test_a_settle_claims_nothing_from_a_paused_queue_or_when_refused(
+    queue: TaskStore,
+) -> None:
+    await queue.enqueue([make_task("a"), make_task("b"), make_task("c")])
+    a, b = await claim(queue, limit=2)
+    await queue.set_paused(QUEUE, True)
+
+    paused = await queue.settle(a.complete(None, T0 + 1), then=ClaimRequest("w", 1, LEASE_MS, T0))
+    await queue.set_paused(QUEUE, False)
+    stale = replace(b, fence=b.fence + 100)
+    with pytest.raises(LockLost):
+        await queue.settle(stale.complete(None, T0 + 2), then=ClaimRequest("w", 1, LEASE_MS, T0))
+
+    assert paused.tasks == []
+    assert [t.id for t in await claim(queue)] == ["c"]  # still there: nothing took it
+
+
+async def test_a_retried_settle_hands_out_the_tasks_its_first_answer_claimed(
+    queue: TaskStore,
+) -> None:
+    """The first answer was lost (Redis froze after running the script): the retry gets
+    the same next tasks, and claims no others."""
+    task = await enqueue_claimed(queue)
+    await queue.enqueue([make_task("n1"), make_task("n2"), make_task("n3")])
+    outcome = task.complete(None, T0 + 1)
+
+    first = await queue.settle(outcome, then=ClaimRequest("w", 2, LEASE_MS, T0 + 1))
+    retry = await queue.settle(outcome, then=ClaimRequest("w", 2, LEASE_MS, T0 + 2))
+
+    assert [t.id for t in first.tasks] == ["n1", "n2"]
+    assert retry.tasks == first.tasks
+    assert (await queue.get("n3")).status is TaskStatus.WAITING

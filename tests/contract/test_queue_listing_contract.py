@@ -1,5 +1,5 @@
 """TaskStore contract, read side: listings, search and stats, on the fake and on
-RedisTaskQueue alike."""
+the Redis store alike."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """TaskStore contract, operators' side: change, cancel requests, stop requests, waiting for
-an outcome, pausing, retention and batches, on the fake and on RedisTaskQueue alike."""
+an outcome, pausing, retention and batches, on the fake and on the Redis store alike."""
 
 from __future__ import annotations
 
@@ -16,11 +16,10 @@ from redis.asyncio import Redis
 
 from domain.errors import LockLost, TaskChanged, TaskNotFound
 from domain.ports import EventFeed
-from domain.task import Task, TaskError, TaskStatus
-from domain.values import EnqueueOutcome, StopKind, StopRequest
+from domain.task import StopKind, Task, TaskError, TaskStatus
+from domain.values import EnqueueOutcome, LeaseState, StopRequest
 from infrastructure.redis.client import database_of
 from infrastructure.redis.keys import keys_of
-from infrastructure.redis.queue import RedisTaskQueue
 from tests.contract.queue_support import (
     CONFIGURED,
     LEASE_MS,
@@ -36,8 +35,10 @@ from tests.contract.queue_support import (
     enqueue_claimed,
     failure,
     make_task,
+    renew,
 )
 from tests.fakes import FEED_SIZE, eventually
+from tests.stores import RedisStore
 
 
 async def finished_task(queue: TaskStore, task_id: str, status: TaskStatus, at: int) -> Task:
@@ -119,12 +120,12 @@ async def test_the_same_read_cannot_be_changed_twice(queue: TaskStore) -> None:
     assert (await queue.get("t1")).status is TaskStatus.CANCELLED
 
 
-async def test_change_of_a_removed_task_raises_task_changed(queue: TaskStore) -> None:
+async def test_change_of_a_removed_task_raises_task_not_found(queue: TaskStore) -> None:
     await queue.enqueue([make_task("t1")])
     read = await queue.get("t1")
     await queue.remove(read)
 
-    with pytest.raises(TaskChanged):
+    with pytest.raises(TaskNotFound):
         await queue.change(read.cancelled(T0 + 1), read)
 
     with pytest.raises(TaskNotFound):
@@ -164,25 +165,24 @@ async def test_a_killed_active_task_is_failed_and_its_worker_fenced_out(
     assert stored.status is TaskStatus.FAILED
     assert stored.error == TaskError("Killed", "killed by an operator")
     assert [entry.outcome for entry in stored.history] == ["killed"]
-    with pytest.raises(LockLost):
-        await queue.extend_lease(task, LEASE_MS, T0 + 60)
+    assert await renew(queue, task, T0 + 60) is LeaseState.LOST
     with pytest.raises(LockLost):
         await queue.settle(task.complete("late", T0 + 70))
     assert await queue.expired(QUEUE, T0 + 10**6, 10) == []
     assert (await queue.get("t1")).status is TaskStatus.FAILED
 
 
-# --- request_cancel and extend_lease ---------------------------------------------------------
+# --- request_cancel and lease renewals ---------------------------------------------------------
 
 
 async def test_a_cancel_request_is_reported_by_the_next_lease_renewal(queue: TaskStore) -> None:
     task = await enqueue_claimed(queue)
-    assert await queue.extend_lease(task, LEASE_MS, T0 + 100) is False
+    assert await renew(queue, task, T0 + 100) is LeaseState.HELD
 
     await queue.request_cancel(task)
 
-    assert await queue.extend_lease(task, LEASE_MS, T0 + 200) is True
-    assert await queue.extend_lease(task, LEASE_MS, T0 + 300) is True  # until it settles
+    assert await renew(queue, task, T0 + 200) is LeaseState.CANCEL_REQUESTED
+    assert await renew(queue, task, T0 + 300) is LeaseState.CANCEL_REQUESTED  # until it settles
     assert (await queue.get("t1")).status is TaskStatus.ACTIVE  # the worker records it
     await queue.settle(task.cancelled(T0 + 400))
     stored = await queue.get("t1")
@@ -197,7 +197,7 @@ async def test_a_cancel_request_ends_with_the_claim_it_was_made_for(queue: TaskS
 
     again = await claim_one(queue, now=T0 + 2)
 
-    assert await queue.extend_lease(again, LEASE_MS, T0 + 3) is False
+    assert await renew(queue, again, T0 + 3) is LeaseState.HELD
 
 
 async def test_only_an_active_task_can_be_asked_to_cancel(queue: TaskStore) -> None:
@@ -206,11 +206,11 @@ async def test_only_an_active_task_can_be_asked_to_cancel(queue: TaskStore) -> N
 
     with pytest.raises(TaskChanged):
         await queue.request_cancel(waiting)
-    with pytest.raises(TaskChanged):
+    with pytest.raises(TaskNotFound):
         await queue.request_cancel(make_task("nobody"))
 
     claimed = await claim_one(queue)
-    assert await queue.extend_lease(claimed, LEASE_MS, T0 + 1) is False
+    assert await renew(queue, claimed, T0 + 1) is LeaseState.HELD
 
 
 # --- stop_requests -------------------------------------------------------------------------
@@ -432,7 +432,7 @@ async def test_a_running_task_of_a_paused_queue_still_settles(queue: TaskStore) 
     task = await enqueue_claimed(queue)
 
     await queue.set_paused(QUEUE, True)
-    assert await queue.extend_lease(task, LEASE_MS, T0 + 1) is False
+    assert await renew(queue, task, T0 + 1) is LeaseState.HELD
     await queue.settle(task.complete("done", T0 + 2))
 
     assert (await queue.get("t1")).status is TaskStatus.COMPLETED
@@ -573,7 +573,7 @@ async def test_a_conflicting_task_is_not_part_of_the_batch(queue: TaskStore) -> 
 async def test_redis_an_empty_enqueue_with_a_batch_id_stores_nothing(
     redis: Redis, blocking_redis: Redis
 ) -> None:
-    queue = RedisTaskQueue(redis, blocking_redis, WINDOW_MS, queues=CONFIGURED)
+    queue = RedisStore(redis, blocking_redis, WINDOW_MS, queues=CONFIGURED)
 
     assert await queue.enqueue([], batch_id="empty") == []
     with pytest.raises(TaskNotFound):
@@ -686,7 +686,7 @@ async def another_database(redis: Redis, redis_url: str) -> AsyncIterator[tuple[
 async def test_redis_stop_requests_of_another_database_are_not_delivered(
     redis: Redis, blocking_redis: Redis, redis_url: str
 ) -> None:
-    queue = RedisTaskQueue(redis, blocking_redis, WINDOW_MS, queues=CONFIGURED)
+    queue = RedisStore(redis, blocking_redis, WINDOW_MS, queues=CONFIGURED)
     probe = await enqueue_claimed(queue, "probe", queue=PROBED)
     mine = await enqueue_claimed(queue, "mine", queue=PROBED)
     async with (
@@ -706,7 +706,7 @@ async def test_redis_stop_requests_of_another_database_are_not_delivered(
 async def test_redis_events_of_another_database_are_not_delivered(
     redis: Redis, blocking_redis: Redis, redis_url: str
 ) -> None:
-    queue = RedisTaskQueue(redis, blocking_redis, WINDOW_MS, queues=CONFIGURED)
+    queue = RedisStore(redis, blocking_redis, WINDOW_MS, queues=CONFIGURED)
     feed = await queue.events()
     try:
         async with another_database(redis, redis_url) as (elsewhere, other):

@@ -17,10 +17,10 @@ from domain.values import TaskEvent
 from infrastructure.embedded_redis import EmbeddedRedis
 from infrastructure.redis.client import create_blocking_redis, create_redis
 from infrastructure.redis.events import EventHub
-from infrastructure.redis.queue import RedisTaskQueue
 from tests.contract.queue_support import QUEUE, T0, WINDOW_MS, claim_one, make_task
 from tests.e2e.conftest import free_port
 from tests.fakes import eventually
+from tests.stores import RedisStore
 
 WAIT_S = 10.0
 
@@ -79,7 +79,7 @@ async def test_a_reader_that_falls_behind_is_dropped_and_the_others_read_on(
     redis: Redis, blocking_redis: Redis
 ) -> None:
     hub = EventHub(redis, buffer=10)
-    queue = RedisTaskQueue(redis, blocking_redis, WINDOW_MS, events=hub)
+    queue = RedisStore(redis, blocking_redis, WINDOW_MS, events=hub)
     try:
         stalled, reader = await queue.events(), await queue.events()
         reading = asyncio.create_task(read_until(reader, 100))
@@ -100,7 +100,7 @@ async def test_a_dropped_subscription_ends_every_feed_and_waiters_wait_on(
 ) -> None:
     _, client, blocking = own_redis
     hub = EventHub(client)
-    queue = RedisTaskQueue(client, blocking, WINDOW_MS, events=hub)
+    queue = RedisStore(client, blocking, WINDOW_MS, events=hub)
     try:
         await queue.enqueue([make_task("t1")])
         active = await claim_one(queue)
@@ -127,7 +127,7 @@ async def test_a_redis_restart_ends_every_feed_and_a_new_one_hears_events(
     own_redis: tuple[EmbeddedRedis, Redis, Redis],
 ) -> None:
     server, client, blocking = own_redis
-    queue = RedisTaskQueue(client, blocking, WINDOW_MS, events=EventHub(client))
+    queue = RedisStore(client, blocking, WINDOW_MS, events=EventHub(client))
     try:
         feed = await queue.events()
         server.stop()

@@ -24,13 +24,13 @@ from litestar.testing import TestClient
 from redis.asyncio import Redis
 
 from domain.task import PRIORITY_LIMIT, Task, TaskStatus
-from infrastructure.redis.queue import RedisTaskQueue
 from infrastructure.settings import Settings
 from interfaces.container import Container
 from interfaces.http.app import create_app
 from interfaces.http.values import MAX_PAYLOAD_DEPTH, TEN_YEARS_MS
 from tests.conftest import LOCAL
 from tests.integration.test_http_boundary import make_app
+from tests.stores import RedisStore
 
 Client = TestClient[Any]
 EXAMPLES = 25
@@ -243,7 +243,7 @@ async def test_a_stored_time_beyond_year_9999_still_reads_and_lists(
     api: Client, redis: Redis, blocking_redis: Redis
 ) -> None:
     """A task stored before due times were bounded must not fail every page holding it."""
-    queue = RedisTaskQueue(redis, blocking_redis, 60_000)
+    queue = RedisStore(redis, blocking_redis, 60_000)
     now = int(datetime.now(UTC).timestamp() * 1000)
     await queue.enqueue(
         [Task("far", "echo", {}, now, BEYOND_YEAR_9999_MS, status=TaskStatus.DELAYED)]

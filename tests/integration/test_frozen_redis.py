@@ -16,9 +16,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from domain.errors import QueueUnavailable
 from domain.task import Task, TaskStatus
 from infrastructure.redis.client import create_blocking_redis, create_redis
-from infrastructure.redis.queue import RedisTaskQueue
 from infrastructure.redis.waiter import MarkerWaiter
 from tests.freezable_redis import FreezableRedis, freezable_redis
+from tests.stores import RedisStore
 
 TIMEOUT_MS = 300
 WAIT_S = 10.0  # bound on any wait, far above what a correct client takes
@@ -127,7 +127,7 @@ async def test_a_claim_whose_answer_was_lost_ran_and_its_tasks_can_be_found(
     read once it resumes, and the tasks' lease tells exactly when they were claimed."""
     now, lease_ms = 1_700_000_000_000, 60_000
     blocking = create_blocking_redis(server.url, TIMEOUT_MS)
-    queue = RedisTaskQueue(client, blocking, idempotency_window_ms=60_000)
+    queue = RedisStore(client, blocking, idempotency_window_ms=60_000)
     try:
         await queue.claim("default", "w1", 1, lease_ms, now)  # the script is loaded
         task = Task(id="t1", name="echo", payload={}, created_at=now, run_at=now)

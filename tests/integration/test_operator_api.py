@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 
 from application.change_task import Action
 from domain.task import Failure, Task, TaskError
-from infrastructure.redis.queue import RedisTaskQueue
+from infrastructure.redis.transitions import RedisTransitions
 from infrastructure.settings import Settings
 from interfaces.container import Container, resolve
 from interfaces.http.app import create_app
@@ -76,8 +76,8 @@ class Api:
 
         return asyncio.wrap_future(self.client.blocking_portal.start_task_soon(delayed))
 
-    async def queue(self) -> RedisTaskQueue:
-        queue: RedisTaskQueue = await self.on_app_loop(resolve, self.container.queue)
+    async def queue(self) -> RedisTransitions:
+        queue: RedisTransitions = await self.on_app_loop(resolve, self.container.queue)
         return queue
 
     async def enqueue(self, **body: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""A hypothesis state machine over the real RedisTaskQueue: its indexes never drift.
+"""A hypothesis state machine over the real the Redis store: its indexes never drift.
 
 The machine drives the async adapter synchronously, each instance on its own event loop
 with its own client, and passes time explicitly: a model clock moves, nothing sleeps.
@@ -28,14 +28,14 @@ from hypothesis.stateful import (
 )
 from redis.asyncio import Redis
 
-from domain.errors import LockLost, TaskActive, TaskChanged
-from domain.task import Backoff, Failure, Task, TaskError, TaskStatus
-from domain.values import EnqueueOutcome, StopKind, TaskQuery
+from domain.errors import LockLost, TaskActive, TaskChanged, TaskNotFound
+from domain.task import Backoff, Failure, StopKind, Task, TaskError, TaskStatus
+from domain.values import EnqueueOutcome, LeaseState, TaskQuery
 from infrastructure.redis import codec
 from infrastructure.redis.client import create_blocking_redis, create_redis
 from infrastructure.redis.keys import QueueKeys
-from infrastructure.redis.queue import RedisTaskQueue
 from infrastructure.redis.search import task_tokens
+from tests.stores import RedisStore
 
 QUEUE = "machine"
 KEYS = QueueKeys(QUEUE)
@@ -64,6 +64,7 @@ class Expected:
     attempts: int = 0
     stalls: int = 0
     cancel_requested: bool = False
+    outcome_fence: int | None = None  # the token of the last outcome a worker wrote
 
 
 submissions = st.lists(
@@ -88,7 +89,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.client: Redis = self.run(_connect(self.redis_url))
         self.run(self.client.flushdb())
         self.blocking: Redis = self.run(_connect(self.redis_url, blocking=True))
-        self.queue = RedisTaskQueue(self.client, self.blocking, WINDOW_MS, queues=[QUEUE])
+        self.queue = RedisStore(self.client, self.blocking, WINDOW_MS, queues=[QUEUE])
         self.now = T0
         self.seq = 0
         self.fence = 0
@@ -162,9 +163,9 @@ class QueueMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def extend(self, data: st.DataObject) -> None:
         task = self._pick_active(data)
-        requested = self.run(self.queue.extend_lease(task, LEASE_MS, self.now))
+        (state,) = self.run(self.queue.extend_leases([(task, None)], LEASE_MS, self.now))
         entry = self.model[task.id]
-        assert requested is entry.cancel_requested
+        assert (state is LeaseState.CANCEL_REQUESTED) is entry.cancel_requested
         entry.deadline = self.now + LEASE_MS
 
     @precondition(lambda self: self.active)
@@ -175,7 +176,7 @@ class QueueMachine(RuleBasedStateMachine):
         if self.now <= deadline:
             early = task.stalled(self.now, MAX_STALLS, self.rng)
             with pytest.raises(LockLost):
-                self.run(self.queue.settle(early, lease_expired_by=self.now))
+                self.run(self.queue.recover(early, expired_by=self.now))
             self.now = deadline + 1
         expired = self.run(self.queue.expired(QUEUE, self.now, 100))
         lapsed = sorted(
@@ -184,12 +185,19 @@ class QueueMachine(RuleBasedStateMachine):
             if e.status is TaskStatus.ACTIVE and e.deadline < self.now
         )
         assert [t.id for t in expired] == [task_id for _, task_id in lapsed]
-        self._settle(task.stalled(self.now, MAX_STALLS, self.rng), lease_expired_by=self.now)
+        self._settle(task.stalled(self.now, MAX_STALLS, self.rng), recovered_at=self.now)
 
     @precondition(lambda self: self.stale)
     @rule(data=st.data())
     def settle_stale_copy(self, data: st.DataObject) -> None:
         task = data.draw(st.sampled_from(self.stale))
+        entry = self.model.get(task.id)
+        current = self.run(self.queue.get(task.id, QUEUE)) if entry is not None else None
+        if current is not None and current.fence == task.fence == entry.outcome_fence:
+            # A retry of the outcome this token wrote: answered as written, nothing moves.
+            self.run(self.queue.settle(task.complete("too late", self.now)))
+            assert self.run(self.queue.get(task.id, QUEUE)) == current
+            return
         with pytest.raises(LockLost):
             self.run(self.queue.settle(task.complete("too late", self.now)))
 
@@ -239,7 +247,8 @@ class QueueMachine(RuleBasedStateMachine):
     def change_a_stale_read(self, data: st.DataObject) -> None:
         """An operator's read of an active task, taken before its claim ended."""
         task = data.draw(st.sampled_from(self.stale))
-        with pytest.raises(TaskChanged):
+        gone = task.id not in self.model  # removed since: nothing to change
+        with pytest.raises(TaskNotFound if gone else TaskChanged):
             self.run(self.queue.change(task.killed(self.now), task, stop=StopKind.KILL))
 
     @precondition(lambda self: self.model)
@@ -397,10 +406,15 @@ class QueueMachine(RuleBasedStateMachine):
             return []
         return sorted(self._ids(TaskStatus.WAITING), key=self._order)[:limit]
 
-    def _settle(self, outcome: Task, lease_expired_by: int | None = None) -> None:
-        self.run(self.queue.settle(outcome, lease_expired_by=lease_expired_by))
+    def _settle(self, outcome: Task, recovered_at: int | None = None) -> None:
+        if recovered_at is None:
+            self.run(self.queue.settle(outcome))
+        else:
+            self.run(self.queue.recover(outcome, expired_by=recovered_at))
         self.stale.append(self.active.pop(outcome.id))
         entry = self.model[outcome.id]
+        if recovered_at is None:
+            entry.outcome_fence = outcome.fence
         entry.status, entry.attempts = outcome.status, outcome.attempts
         entry.stalls, entry.cancel_requested = outcome.stalls, False
         if outcome.status is TaskStatus.DELAYED:
@@ -430,7 +444,7 @@ class QueueMachine(RuleBasedStateMachine):
         keys = sorted(
             {key async for key in self.client.scan_iter(match=f"{KEYS.prefix}*", count=1_000)}
         )
-        tasks = [key for key in keys if key.startswith(KEYS.task_prefix)]
+        tasks = [key for key in keys if key.startswith(KEYS.task(""))]
         indexes = [key for key in keys if key.startswith(f"{KEYS.prefix}idx:")]
         words = [key for key in keys if key.startswith(f"{KEYS.prefix}tok:")]
         async with self.client.pipeline(transaction=False) as pipe:
@@ -450,7 +464,7 @@ class QueueMachine(RuleBasedStateMachine):
                 for status, reply in zip(TaskStatus, sets, strict=True)
             },
             hashes={
-                key.removeprefix(KEYS.task_prefix): codec.decode(fields)
+                key.removeprefix(KEYS.task("")): codec.decode(fields)
                 for key, fields in zip(tasks, statuses, strict=True)
             },
             indexes={key: members[key] for key in indexes},

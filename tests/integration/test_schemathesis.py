@@ -42,11 +42,11 @@ from schemathesis.specs.openapi.checks import (
 from application.change_task import Action, ChangeTask
 from domain.task import Task, TaskStatus
 from infrastructure.redis.client import create_blocking_redis, create_redis
-from infrastructure.redis.queue import RedisTaskQueue
 from infrastructure.settings import Settings
 from interfaces.container import Container, new_task_id
 from interfaces.http.app import create_app
 from tests.conftest import TEST_REDIS_URL
+from tests.stores import RedisStore
 
 MAX_EXAMPLES = 25
 # An event stream ends only at the call's timeout, so each of its examples costs that long;
@@ -105,7 +105,7 @@ class Seeder:
 
     async def _seed(self) -> dict[str, str]:
         await self._client.flushdb()
-        queue = RedisTaskQueue(self._client, self._blocking, 60_000, queues=QUEUE_NAMES)
+        queue = RedisStore(self._client, self._blocking, 60_000, queues=QUEUE_NAMES)
         now = now_ms()
 
         def task(queue: str = "default", run_at: int = now, **changes: Any) -> Task:

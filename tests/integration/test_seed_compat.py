@@ -21,12 +21,12 @@ from dependency_injector import providers
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from infrastructure.redis.queue import RedisTaskQueue
 from infrastructure.settings import Settings
 from interfaces.container import Container
 from interfaces.http.app import create_app
 from tests.conftest import LOCAL
 from tests.contract.queue_support import TaskStore
+from tests.stores import RedisStore
 
 Client = AsyncTestClient[Any]
 JSON = {"content-type": "application/json"}
@@ -113,7 +113,7 @@ async def api(
     container = Container()
     container.settings.override(providers.Object(settings))
     # The app runs on the test client's own loop: the test claims through its own queue.
-    queue = RedisTaskQueue(redis, blocking_redis, settings.idempotency_window_ms)
+    queue = RedisStore(redis, blocking_redis, settings.idempotency_window_ms)
     try:
         async with AsyncTestClient(app=create_app(container), base_url=LOCAL) as client:
             yield Api(client, queue)

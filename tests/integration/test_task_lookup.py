@@ -12,7 +12,7 @@ from redis.asyncio.client import Pipeline
 
 from domain.errors import TaskNotFound
 from domain.task import Task
-from infrastructure.redis.queue import RedisTaskQueue
+from tests.stores import RedisStore
 
 NOW = 1_700_000_000_000
 QUEUES = [f"q{n:04}" for n in range(3_000)]
@@ -43,7 +43,7 @@ def counted(client: Redis, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str
 async def test_reading_by_id_costs_two_commands_with_3000_queues(
     redis: Redis, blocking_redis: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    queue = RedisTaskQueue(redis, blocking_redis, 60_000, queues=QUEUES)
+    queue = RedisStore(redis, blocking_redis, 60_000, queues=QUEUES)
     task = Task(id="the-one", name="echo", payload={}, created_at=NOW, run_at=NOW, queue=QUEUES[-1])
     await queue.enqueue([task])
 

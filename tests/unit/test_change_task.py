@@ -12,8 +12,8 @@ from application.bulk_change import BulkChange, BulkOutcome
 from application.change_task import Action, ChangeTask
 from domain.audit import AuditEntry
 from domain.errors import InvalidTransition, TaskChanged, TaskNotFound
-from domain.task import Failure, Task, TaskError, TaskStatus
-from domain.values import StopKind, StopRequest
+from domain.task import Failure, StopKind, Task, TaskError, TaskStatus
+from domain.values import LeaseState, StopRequest
 from tests.fakes import InMemoryTaskQueue, ManualClock
 
 NOW = 1_700_000_000_000
@@ -98,7 +98,8 @@ async def test_cancel_of_a_running_task_asks_its_worker(harness: Harness) -> Non
     answer = await harness.change.execute(Action.CANCEL, "t1")
 
     assert answer == running  # still active: the worker records the outcome
-    assert await harness.queue.extend_lease(running, 30_000, NOW + 1) is True
+    renewal = await harness.queue.extend_leases([(running, None)], 30_000, NOW + 1)
+    assert renewal == [LeaseState.CANCEL_REQUESTED]
     assert harness.audit.entries[0].detail == {"queue": QUEUE, "from": "active"}
 
 

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from application.execution import Execution
 from application.handlers import NonRetryableError, TaskContext
-from application.process_task import ProcessPolicy, ProcessTask
 from application.registry import TaskRegistry
+from application.running.execution import Execution
+from application.running.process_task import ProcessPolicy, ProcessTask
 from domain.errors import InvalidTask
 from domain.task import Task, TaskStatus
 from infrastructure.tasks.email import SendEmail, SmtpConfig, _compose, _verify_header, email_tasks
@@ -329,12 +329,12 @@ async def test_a_task_stored_before_these_rules_fails_for_good_without_sending()
     await queue.enqueue([stored])
     batch = await queue.claim("default", "w1", 1, 30_000, clock())
     process = ProcessTask(
-        queue=queue, views=queue, locks=InMemoryLockService(clock), registry=registry(),
+        queue=queue, locks=InMemoryLockService(clock), registry=registry(),
         policy=ProcessPolicy(lock_ttl_ms=30_000), clock=clock, log=RecordingLog(),
         rng=Random(1),
     )  # fmt: skip
-    outcome = await process.execute(Execution(batch.tasks[0]))
-    assert outcome is not None
+    await process.execute(Execution(batch.tasks[0]))
+    outcome = await queue.get("old")
     assert outcome.status is TaskStatus.FAILED
     assert outcome.max_attempts == 3  # failed at once, not retried
     assert outcome.error is not None

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from application.failures import failure_from
 from application.handlers import NonRetryableError, TaskContext
+from application.running.failures import failure_from
 from infrastructure.tasks.files import CreateFolder, PathChanged, WriteFile, file_tasks
 
 Handler = Callable[[Any, TaskContext], Any]

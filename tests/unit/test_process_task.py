@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from random import Random
 from typing import Any
@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from application.execution import AbortReason, Execution
 from application.handlers import NonRetryableError, RetryAfter, TaskCancelled, TaskContext
-from application.lease import LeaseKeeper
-from application.process_task import ProcessPolicy, ProcessTask
 from application.recover_stalled import RecoverStalled
 from application.registry import TaskRegistry, TaskType
+from application.running.execution import Execution
+from application.running.leases import LeaseKeeper
+from application.running.process_task import ProcessPolicy, ProcessTask
 from domain.errors import QueueUnavailable
-from domain.task import Backoff, Task, TaskStatus
-from domain.values import Lease, StopKind
+from domain.task import Backoff, Interruption, StopKind, Task, TaskStatus
+from domain.values import ClaimBatch, ClaimRequest, Lease, LeaseState
 from tests.fakes import (
     Clock,
     InMemoryLockService,
@@ -79,17 +79,20 @@ class RecordingLocks(InMemoryLockService):
 
 
 class RecordingQueue(InMemoryTaskQueue):
-    """The queue fake, keeping the lease each outcome was settled under."""
+    """The queue fake, keeping each outcome written and the lease it came with."""
 
     def __init__(self, idempotency_window_ms: int, clock: Clock) -> None:
         super().__init__(idempotency_window_ms, clock)
         self.settled_under: list[Lease | None] = []
+        self.outcomes: list[Task] = []
 
     async def settle(
-        self, task: Task, *, lease_expired_by: int | None = None, release: Lease | None = None
-    ) -> None:
-        self.settled_under.append(release)
-        await super().settle(task, lease_expired_by=lease_expired_by, release=release)
+        self, task: Task, *, lease: Lease | None = None, then: ClaimRequest | None = None
+    ) -> ClaimBatch:
+        self.settled_under.append(lease)
+        batch = await super().settle(task, lease=lease, then=then)
+        self.outcomes.append(task)
+        return batch
 
 
 class Handlers:
@@ -178,11 +181,28 @@ class Harness:
 
     async def run(self, name: str, **changes: Any) -> tuple[Task | None, Task]:
         """Claim a task of this type, process it; the outcome and the stored task."""
-        outcome = await asyncio.wait_for(self.process.execute(await self.claim(name)), WAIT_S)
+        outcome = await asyncio.wait_for(self.execute(await self.claim(name)), WAIT_S)
         return outcome, await self.queue.get("t1")
 
+    async def execute(self, execution: Execution) -> Task | None:
+        """Process the task while a keeper renews its lease, as a worker does; the outcome
+        written (None: nothing was)."""
+        written = len(self.queue.outcomes)
+        keeping = asyncio.create_task(self._keep(execution))
+        try:
+            await self.process.execute(execution)
+        finally:
+            keeping.cancel()
+        return self.queue.outcomes[-1] if len(self.queue.outcomes) > written else None
+
+    async def _keep(self, execution: Execution) -> None:
+        keeper = LeaseKeeper(self.queue, self.locks, self.clock, self.log)
+        while True:
+            await asyncio.sleep(keeper.pause_ms([execution], POLICY.lock_ttl_ms) / 1000)
+            await keeper.renew([execution], POLICY.lock_ttl_ms)
+
     def start(self, execution: Execution) -> asyncio.Task[Task | None]:
-        return asyncio.create_task(self.process.execute(execution))
+        return asyncio.create_task(self.execute(execution))
 
 
 def make_harness(lock_clock: Clock) -> Harness:
@@ -193,7 +213,6 @@ def make_harness(lock_clock: Clock) -> Harness:
     probe = Probe()
     process = ProcessTask(
         queue=queue,
-        views=queue,
         locks=locks,
         registry=Handlers(probe, locks).registry(),
         policy=POLICY,
@@ -292,7 +311,7 @@ async def test_an_unknown_task_type_fails_without_running(harness: Harness) -> N
 async def test_an_invalid_stored_payload_fails_without_running(harness: Harness) -> None:
     execution = await harness.claim("echo", payload={"x": "not a number"})
 
-    outcome = await harness.process.execute(execution)
+    outcome = await harness.execute(execution)
 
     assert outcome is not None
     assert outcome.status is TaskStatus.FAILED
@@ -314,7 +333,7 @@ async def test_a_result_that_cannot_be_stored_does_not_leave_the_task_active(
 
 async def test_a_timeout_cancels_the_handler_and_fails_the_attempt(harness: Harness) -> None:
     outcome = await asyncio.wait_for(
-        harness.process.execute(await harness.claim("block", timeout_ms=50)), WAIT_S
+        harness.execute(await harness.claim("block", timeout_ms=50)), WAIT_S
     )
 
     assert harness.probe.cancelled
@@ -329,7 +348,7 @@ async def test_a_timeout_cancels_the_handler_and_fails_the_attempt(harness: Harn
 async def test_a_timeout_on_the_last_attempt_fails_the_task(harness: Harness) -> None:
     execution = await harness.claim("block", timeout_ms=50, max_attempts=1)
 
-    outcome = await asyncio.wait_for(harness.process.execute(execution), WAIT_S)
+    outcome = await asyncio.wait_for(harness.execute(execution), WAIT_S)
 
     assert outcome is not None
     assert outcome.status is TaskStatus.FAILED
@@ -340,7 +359,7 @@ async def test_a_timeout_on_the_last_attempt_fails_the_task(harness: Harness) ->
 async def test_a_sync_handler_runs_in_a_thread_and_stops_when_asked(harness: Harness) -> None:
     execution = await harness.claim("spin", timeout_ms=50)
 
-    outcome = await asyncio.wait_for(harness.process.execute(execution), WAIT_S)
+    outcome = await asyncio.wait_for(harness.execute(execution), WAIT_S)
 
     assert harness.probe.thread is not None
     assert harness.probe.thread != threading.get_ident()
@@ -355,7 +374,7 @@ async def test_a_sync_handler_keeps_its_lock_renewed_until_it_returns() -> None:
     harness = make_harness(monotonic_ms)  # real time: the lock expires unless renewed
     execution = await harness.claim("stubborn", timeout_ms=50)
 
-    outcome = await asyncio.wait_for(harness.process.execute(execution), WAIT_S)
+    outcome = await asyncio.wait_for(harness.execute(execution), WAIT_S)
 
     assert harness.probe.cancelled  # asked to stop at 50 ms, returned at 450 ms
     assert harness.probe.held_after_ttl is True
@@ -371,7 +390,7 @@ async def test_shutdown_returns_the_task_without_spending_an_attempt(harness: Ha
     running = harness.start(execution)
     await asyncio.wait_for(harness.probe.started.wait(), WAIT_S)
 
-    execution.abort(AbortReason.SHUTDOWN)
+    execution.abort(Interruption.SHUTDOWN)
     outcome = await asyncio.wait_for(running, WAIT_S)
 
     assert harness.probe.cancelled
@@ -398,7 +417,7 @@ async def test_a_cancel_request_is_learnt_at_the_next_renewal(harness: Harness) 
     outcome = await asyncio.wait_for(running, WAIT_S)  # the keeper renews every 100 ms
 
     assert harness.probe.cancelled
-    assert execution.reason is AbortReason.CANCELLED
+    assert execution.reason is Interruption.CANCELLED
     stored = await harness.queue.get("t1")
     assert outcome == stored
     assert stored.status is TaskStatus.CANCELLED
@@ -412,7 +431,7 @@ async def test_a_stop_request_to_cancel_stops_the_handler_at_once(harness: Harne
     running = harness.start(execution)
     await asyncio.wait_for(harness.probe.started.wait(), WAIT_S)
 
-    execution.abort(AbortReason.CANCELLED, "requested by an operator")  # as the worker does
+    execution.abort(Interruption.CANCELLED, "requested by an operator")  # as the worker does
     outcome = await asyncio.wait_for(running, WAIT_S)
 
     assert harness.probe.cancelled
@@ -424,9 +443,9 @@ async def test_a_stop_request_to_cancel_stops_the_handler_at_once(harness: Harne
 
 async def test_a_cancel_before_the_handler_starts_records_cancelled(harness: Harness) -> None:
     execution = await harness.claim("echo")
-    execution.abort(AbortReason.CANCELLED)
+    execution.abort(Interruption.CANCELLED)
 
-    outcome = await asyncio.wait_for(harness.process.execute(execution), WAIT_S)
+    outcome = await asyncio.wait_for(harness.execute(execution), WAIT_S)
 
     assert harness.probe.contexts == []  # the handler never ran
     assert outcome is not None
@@ -439,7 +458,7 @@ async def test_a_sync_handler_asked_to_cancel_stops_at_its_next_check(harness: H
     running = harness.start(execution)
     await eventually(lambda: harness.probe.thread is not None)
 
-    execution.abort(AbortReason.CANCELLED)
+    execution.abort(Interruption.CANCELLED)
     outcome = await asyncio.wait_for(running, WAIT_S)
 
     assert harness.probe.cancelled  # ctx.raise_if_cancelled() raised in the thread
@@ -454,7 +473,7 @@ async def test_a_handler_that_finishes_before_the_cancel_lands_completes(
     execution = await harness.claim("echo")
     await harness.queue.request_cancel(execution.task)  # cooperative: not yet seen
 
-    outcome = await asyncio.wait_for(harness.process.execute(execution), WAIT_S)
+    outcome = await asyncio.wait_for(harness.execute(execution), WAIT_S)
 
     assert outcome is not None
     assert outcome.status is TaskStatus.COMPLETED
@@ -470,7 +489,7 @@ async def test_a_kill_stops_the_handler_and_keeps_the_operators_record(
     read = await harness.queue.get("t1")
     await harness.queue.change(read.killed(NOW + 5), read, stop=StopKind.KILL)
 
-    execution.abort(AbortReason.KILLED, "requested by an operator")  # the stop request
+    execution.abort(Interruption.KILLED, "requested by an operator")  # the stop request
     outcome = await asyncio.wait_for(running, WAIT_S)
 
     assert outcome is None
@@ -497,7 +516,7 @@ async def test_a_kill_whose_stop_request_was_missed_ends_at_the_next_renewal(
     outcome = await asyncio.wait_for(running, WAIT_S)  # the renewal finds it is not ours
 
     assert outcome is None
-    assert execution.reason is AbortReason.LOCK_LOST
+    assert execution.reason is Interruption.LOCK_LOST
     assert (await harness.queue.get("t1")).error == read.killed(NOW + 5).error
 
 
@@ -507,64 +526,84 @@ KEEPER_TTL_MS = 30  # renewals every 10 ms
 
 
 class UnreachableQueue(InMemoryTaskQueue):
-    async def extend_lease(self, task: Task, lease_ms: int, now: int) -> bool:
+    async def extend_leases(
+        self, held: Sequence[tuple[Task, Lease | None]], lease_ms: int, now: int
+    ) -> list[LeaseState]:
         raise QueueUnavailable("Redis is unreachable")
 
 
 async def keeper_for(
     queue: InMemoryTaskQueue, clock: ManualClock
-) -> tuple[LeaseKeeper, Execution, Lease, InMemoryLockService, RecordingLog]:
+) -> tuple[LeaseKeeper, Execution, InMemoryLockService, RecordingLog]:
     await queue.enqueue([Task(id="t1", name="echo", payload={}, created_at=NOW, run_at=NOW)])
     (task,) = (await queue.claim("default", "w1", 1, 1_000, NOW)).tasks
     locks, log = InMemoryLockService(ManualClock(0)), RecordingLog()  # its lock stays valid
-    lease = await locks.acquire("task:t1", KEEPER_TTL_MS, None)
-    return LeaseKeeper(queue, locks, clock, log), Execution(task), lease, locks, log
+    execution = Execution(task)
+    execution.hold(await locks.acquire("task:t1", KEEPER_TTL_MS, None), NOW)
+    return LeaseKeeper(queue, locks, clock, log), execution, locks, log
 
 
-async def test_the_keeper_renews_and_reports_a_cancel_request() -> None:
+async def test_a_round_renews_and_reports_a_cancel_request() -> None:
     clock = ManualClock(NOW)
     queue = InMemoryTaskQueue(60_000, clock)
-    keeper, execution, lease, _, _ = await keeper_for(queue, clock)
-    keeping = asyncio.create_task(keeper.keep(execution, lease, NOW + KEEPER_TTL_MS))
+    keeper, execution, _, _ = await keeper_for(queue, clock)
 
-    async def renewed() -> bool:  # the queue's lease now ends a TTL after NOW
-        return bool(await queue.expired("default", NOW + KEEPER_TTL_MS + 1, 10))
-
-    await eventually(renewed)
-
+    clock.advance(100)
+    await keeper.renew([execution], KEEPER_TTL_MS)
+    assert not await queue.expired("default", NOW + 100 + KEEPER_TTL_MS, 10)  # pushed on
+    assert execution.valid_until == NOW + 100 + KEEPER_TTL_MS
     await queue.request_cancel(execution.task)
-    await eventually(lambda: execution.reason is not None)
+    await keeper.renew([execution], KEEPER_TTL_MS)
 
-    assert (execution.reason, execution.detail) == (AbortReason.CANCELLED, "cancel requested")
-    assert not keeping.done()  # it keeps the lease until the handler has stopped
-    keeping.cancel()
+    assert (execution.reason, execution.detail) == (Interruption.CANCELLED, "cancel requested")
 
 
-async def test_the_keeper_aborts_when_the_task_was_killed_meanwhile() -> None:
+async def test_a_round_aborts_a_task_killed_meanwhile() -> None:
     clock = ManualClock(NOW)
     queue = InMemoryTaskQueue(60_000, clock)
-    keeper, execution, lease, _, log = await keeper_for(queue, clock)
+    keeper, execution, _, log = await keeper_for(queue, clock)
     await queue.change(execution.task.killed(NOW + 1), execution.task, stop=StopKind.KILL)
 
-    await asyncio.wait_for(keeper.keep(execution, lease, NOW + KEEPER_TTL_MS), WAIT_S)
+    await keeper.renew([execution], KEEPER_TTL_MS)
 
-    assert execution.reason is AbortReason.LOCK_LOST
+    assert execution.reason is Interruption.LOCK_LOST
     assert "lease.lost" in log.names("error")
 
 
-async def test_the_keeper_retries_an_unreachable_queue_until_the_lease_is_gone() -> None:
+async def test_rounds_retry_an_unreachable_queue_until_the_lease_is_gone() -> None:
     clock = ManualClock(NOW)
     queue = UnreachableQueue(60_000, clock)
-    keeper, execution, lease, _, log = await keeper_for(queue, clock)
-    keeping = asyncio.create_task(keeper.keep(execution, lease, NOW + KEEPER_TTL_MS))
-    await eventually(lambda: log.names("warning").count("lease.renew_failed") >= 2)
+    keeper, execution, _, log = await keeper_for(queue, clock)
+    for _ in range(2):
+        await keeper.renew([execution], KEEPER_TTL_MS)
+    assert log.names("warning").count("lease.renew_failed") == 2
     assert execution.reason is None  # the last good renewal is still valid
+    assert keeper.pause_ms([execution], KEEPER_TTL_MS) <= KEEPER_TTL_MS / 3
 
     clock.advance(KEEPER_TTL_MS)
-    await asyncio.wait_for(keeping, WAIT_S)
+    assert keeper.pause_ms([execution], KEEPER_TTL_MS) == 0  # the next round at once
+    await keeper.renew([execution], KEEPER_TTL_MS)
 
-    assert execution.reason is AbortReason.LOCK_LOST
+    assert execution.reason is Interruption.LOCK_LOST
     assert "lease.expired" in log.names("error")
+
+
+async def test_one_round_renews_every_running_task_in_one_call() -> None:
+    clock = ManualClock(NOW)
+    queue = CountingRenewals(60_000, clock)
+    await queue.enqueue([Task(id=f"t{n}", name="echo", payload={}, created_at=NOW, run_at=NOW)
+                         for n in range(5)])  # fmt: skip
+    executions = [
+        Execution(task) for task in (await queue.claim("default", "w", 5, 1_000, NOW)).tasks
+    ]
+    locks = InMemoryLockService(ManualClock(0))
+    for execution in executions:
+        execution.hold(await locks.acquire(f"task:{execution.task.id}", KEEPER_TTL_MS, None), NOW)
+
+    await LeaseKeeper(queue, locks, clock, RecordingLog()).renew(executions, KEEPER_TTL_MS)
+
+    assert queue.calls == [5]
+    assert all(execution.reason is None for execution in executions)
 
 
 # --- the lock -------------------------------------------------------------------------------
@@ -578,7 +617,7 @@ async def test_a_denied_lock_defers_the_task_without_spending_an_attempt(
 
     outcome, stored = await harness.run("echo")
 
-    assert outcome is None
+    assert outcome == stored
     assert [resource for resource, _ in harness.locks.acquires] == ["task:t1"] * 3
     assert stored.status is TaskStatus.DELAYED
     assert stored.run_at == NOW + POLICY.lock_denied_delay_ms
@@ -617,7 +656,7 @@ async def test_a_lost_lock_cancels_the_handler_and_records_nothing(
 
     assert outcome is None
     assert harness.probe.cancelled
-    assert execution.reason is AbortReason.LOCK_LOST
+    assert execution.reason is Interruption.LOCK_LOST
     stored = await harness.queue.get("t1")
     assert stored.status is TaskStatus.ACTIVE  # left for stall recovery
     assert stored.attempts == 0
@@ -724,13 +763,27 @@ async def test_one_task_whose_backoff_overflows_does_not_block_recovery() -> Non
     assert (await queue.get("b-fine")).status is TaskStatus.DELAYED
 
 
+class CountingRenewals(InMemoryTaskQueue):
+    """How many tasks each renewal call carried."""
+
+    def __init__(self, idempotency_window_ms: int, clock: Clock) -> None:
+        super().__init__(idempotency_window_ms, clock)
+        self.calls: list[int] = []
+
+    async def extend_leases(
+        self, held: Sequence[tuple[Task, Lease | None]], lease_ms: int, now: int
+    ) -> list[LeaseState]:
+        self.calls.append(len(held))
+        return await super().extend_leases(held, lease_ms, now)
+
+
 class RenewingQueue(InMemoryTaskQueue):
     """A worker renews its lease between the recoverer's listing and its settle."""
 
     async def expired(self, queue: str, now: int, limit: int) -> list[Task]:
         found = await super().expired(queue, now, limit)
         for task in found:
-            await self.extend_lease(task, 1_000, now)
+            await self.extend_leases([(task, None)], 1_000, now)
         return found
 
 

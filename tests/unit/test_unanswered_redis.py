@@ -5,24 +5,25 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from random import Random
 
 import pytest
 from pydantic import BaseModel
 
-from application.execution import AbortReason, Execution
 from application.handlers import TaskContext
-from application.lease import LeaseKeeper
-from application.process_task import ProcessPolicy, ProcessTask
 from application.recover_stalled import RecoverStalled
 from application.registry import TaskRegistry, TaskType
+from application.running.execution import Execution
+from application.running.leases import LeaseKeeper
+from application.running.process_task import ProcessPolicy, ProcessTask
 from application.sweep_finished import Retention, SweepFinished
 from application.workers import Heartbeat
 from domain.errors import LockLost, QueueUnavailable
-from domain.task import Task, TaskStatus
-from domain.values import ClaimBatch, Lease, WorkerInfo
+from domain.task import Interruption, Task, TaskStatus
+from domain.values import ClaimBatch, ClaimRequest, Lease, LeaseState, WorkerInfo
+from interfaces.workers.chores import Chores
 from interfaces.workers.worker import Worker
 from tests.fakes import (
     Clock,
@@ -85,7 +86,6 @@ def process(queue: InMemoryTaskQueue, locks: InMemoryLockService, log: Recording
     clock = ManualClock(NOW)
     return ProcessTask(
         queue=queue,
-        views=queue,
         locks=locks,
         registry=Runs().registry(),
         policy=POLICY,
@@ -107,12 +107,13 @@ class AnswerLostQueue(InMemoryTaskQueue):
         self.settles = 0
 
     async def settle(
-        self, task: Task, *, lease_expired_by: int | None = None, release: Lease | None = None
-    ) -> None:
+        self, task: Task, *, lease: Lease | None = None, then: ClaimRequest | None = None
+    ) -> ClaimBatch:
         self.settles += 1
-        await super().settle(task, lease_expired_by=lease_expired_by, release=release)
+        batch = await super().settle(task, lease=lease, then=then)
         if self.settles == 1:
             raise QueueUnavailable(LOST)
+        return batch
 
 
 class RecoveredMeanwhileQueue(InMemoryTaskQueue):
@@ -123,43 +124,37 @@ class RecoveredMeanwhileQueue(InMemoryTaskQueue):
         self.settles = 0
 
     async def settle(
-        self, task: Task, *, lease_expired_by: int | None = None, release: Lease | None = None
-    ) -> None:
+        self, task: Task, *, lease: Lease | None = None, then: ClaimRequest | None = None
+    ) -> ClaimBatch:
         self.settles += 1
         if self.settles == 1:
             stored = await self.get(task.id, task.queue)
-            await super().settle(stored.stalled(NOW + 1, 3, Random(0)))
+            expired = NOW + 60_001  # the lease ran out while Redis was away
+            await super().recover(stored.stalled(expired, 3, Random(0)), expired_by=expired)
             raise QueueUnavailable(LOST)
-        await super().settle(task, lease_expired_by=lease_expired_by, release=release)
+        return await super().settle(task, lease=lease, then=then)
 
 
 async def test_an_outcome_written_whose_answer_was_lost_is_logged_once_as_written() -> None:
     queue, log = AnswerLostQueue(ManualClock(NOW)), RecordingLog()
     execution = Execution(await claimed(queue))
 
-    outcome = await asyncio.wait_for(
-        process(queue, InMemoryLockService(), log).execute(execution), WAIT_S
-    )
+    await asyncio.wait_for(process(queue, InMemoryLockService(), log).execute(execution), WAIT_S)
 
-    assert outcome is not None
-    assert outcome.status is TaskStatus.COMPLETED
-    assert queue.settles == 2  # the retry was refused: the first attempt had been written
+    assert queue.settles == 2  # the retry was accepted: the store knows the token it came with
     stored = await queue.get("t1")
+    assert stored.status is TaskStatus.COMPLETED
     assert [entry.outcome for entry in stored.history] == ["completed"]
     assert log.names().count("task.completed") == 1
     assert "task.outcome_refused" not in log.names()
-    assert "task.settle_answer_lost" in log.names("info")
 
 
 async def test_an_outcome_refused_after_a_lost_answer_is_still_refused_when_not_ours() -> None:
     queue, log = RecoveredMeanwhileQueue(ManualClock(NOW)), RecordingLog()
     execution = Execution(await claimed(queue))
 
-    outcome = await asyncio.wait_for(
-        process(queue, InMemoryLockService(), log).execute(execution), WAIT_S
-    )
+    await asyncio.wait_for(process(queue, InMemoryLockService(), log).execute(execution), WAIT_S)
 
-    assert outcome is None
     stored = await queue.get("t1")
     assert [entry.outcome for entry in stored.history] == ["stalled"]
     assert "task.outcome_refused" in log.names("warning")
@@ -172,9 +167,8 @@ async def test_a_deferral_written_whose_answer_was_lost_is_logged_as_deferred() 
     await locks.acquire("task:t1", 60_000, None)  # another worker holds the lock
     execution = Execution(await claimed(queue))
 
-    outcome = await asyncio.wait_for(process(queue, locks, log).execute(execution), WAIT_S)
+    await asyncio.wait_for(process(queue, locks, log).execute(execution), WAIT_S)
 
-    assert outcome is None
     stored = await queue.get("t1")
     assert (stored.status, stored.run_at) == (TaskStatus.DELAYED, NOW + 5_000)
     assert "task.deferred" in log.names("info")
@@ -202,66 +196,84 @@ class NoQuorumLocks(InMemoryLockService):
 
 
 class UnreachableQueue(InMemoryTaskQueue):
-    async def extend_lease(self, task: Task, lease_ms: int, now: int) -> bool:
+    async def extend_leases(
+        self, held: Sequence[tuple[Task, Lease | None]], lease_ms: int, now: int
+    ) -> list[LeaseState]:
         raise QueueUnavailable(LOST)
+
+
+async def leased(queue: InMemoryTaskQueue, locks: InMemoryLockService, ttl_ms: int) -> Execution:
+    execution = Execution(await claimed(queue))
+    execution.hold(await locks.acquire("task:t1", ttl_ms, None), monotonic_ms())
+    return execution
+
+
+async def rounds_until_stopped(keeper: LeaseKeeper, execution: Execution, ttl_ms: int) -> None:
+    """The worker's renewal loop, for one task, until its handler is told to stop."""
+    while execution.reason is None:
+        await asyncio.sleep(keeper.pause_ms([execution], ttl_ms) / 1000)
+        await keeper.renew([execution], ttl_ms)
 
 
 async def test_a_lock_refused_for_want_of_a_quorum_is_retried_while_the_lease_is_valid() -> None:
     clock = ManualClock(NOW)
     queue, log, locks = InMemoryTaskQueue(60_000, clock), RecordingLog(), NoQuorumLocks()
     execution = Execution(await claimed(queue))
-    lease = await locks.acquire("task:t1", KEEPER_TTL_MS, None)
+    execution.hold(await locks.acquire("task:t1", KEEPER_TTL_MS, None), NOW)
     keeper = LeaseKeeper(queue, locks, clock, log)
-    keeping = asyncio.create_task(keeper.keep(execution, lease, NOW + KEEPER_TTL_MS))
 
-    await eventually(lambda: log.names("warning").count("lease.renew_failed") >= 2)
+    for _ in range(2):
+        await keeper.renew([execution], KEEPER_TTL_MS)
+    assert log.names("warning").count("lease.lock_renew_failed") == 2
     assert execution.reason is None  # the last extension is valid: nobody else has it
     locks.answering = True  # Redis is back
-    answered = locks.extends
-    await eventually(lambda: locks.extends >= answered + 2)
-    assert execution.reason is None
+    clock.advance(KEEPER_TTL_MS // 2)
+    await keeper.renew([execution], KEEPER_TTL_MS)
+    assert execution.valid_until == clock() + KEEPER_TTL_MS  # renewed, lock and lease
 
     locks.answering = False
     clock.advance(KEEPER_TTL_MS)  # and away again, past the lease's end
-    await asyncio.wait_for(keeping, WAIT_S)
-    assert execution.reason is AbortReason.LOCK_LOST
+    await keeper.renew([execution], KEEPER_TTL_MS)
+    assert execution.reason is Interruption.LOCK_LOST
     assert "lease.expired" in log.names("error")
     assert "lease.lost" not in log.names()
 
 
 async def test_the_keeper_stops_the_handler_when_the_lease_ends_not_a_renewal_later() -> None:
     queue, log = UnreachableQueue(60_000), RecordingLog()
-    execution = Execution(await claimed(queue))
     locks = InMemoryLockService(ManualClock(0))
-    lease = await locks.acquire("task:t1", 6_000, None)  # renewals every 2 s
+    execution = await leased(queue, locks, 6_000)  # renewals every 2 s
+    execution.valid_until = monotonic_ms() + 100  # the last good renewal was long ago
     keeper = LeaseKeeper(queue, locks, monotonic_ms, log)
     started = monotonic_ms()
 
-    await asyncio.wait_for(keeper.keep(execution, lease, started + 100), WAIT_S)
+    await asyncio.wait_for(rounds_until_stopped(keeper, execution, 6_000), WAIT_S)
 
-    assert execution.reason is AbortReason.LOCK_LOST
+    assert execution.reason is Interruption.LOCK_LOST
     assert monotonic_ms() - started < 1_000  # not at the next renewal, 2 s on
 
 
 class FrozenQueue(InMemoryTaskQueue):
     """A renewal that gets no answer at all: Redis frozen, and no timeout to end it."""
 
-    async def extend_lease(self, task: Task, lease_ms: int, now: int) -> bool:
+    async def extend_leases(
+        self, held: Sequence[tuple[Task, Lease | None]], lease_ms: int, now: int
+    ) -> list[LeaseState]:
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
 
 async def test_a_renewal_without_an_answer_is_given_up_when_the_lease_ends() -> None:
     queue, log = FrozenQueue(60_000), RecordingLog()
-    execution = Execution(await claimed(queue))
     locks = InMemoryLockService(ManualClock(0))
-    lease = await locks.acquire("task:t1", 6_000, None)
+    execution = await leased(queue, locks, 6_000)
+    execution.valid_until = monotonic_ms() + 200
     keeper = LeaseKeeper(queue, locks, monotonic_ms, log)
     started = monotonic_ms()
 
-    await asyncio.wait_for(keeper.keep(execution, lease, started + 200), WAIT_S)
+    await asyncio.wait_for(keeper.renew([execution], 6_000), WAIT_S)
 
-    assert execution.reason is AbortReason.LOCK_LOST
+    assert execution.reason is Interruption.LOCK_LOST
     assert monotonic_ms() - started < 1_000
     assert "lease.expired" in log.names("error")
 
@@ -310,20 +322,25 @@ async def running_worker(
 ) -> AsyncIterator[None]:
     process = ProcessTask(
         queue=queue,
-        views=queue,
         locks=InMemoryLockService(),
         registry=runs.registry(),
         policy=ProcessPolicy(lock_ttl_ms=60_000),  # nothing stalls during the test
         clock=monotonic_ms,
         log=log,
     )
+    chores = Chores(
+        feed=queue,
+        keeper=LeaseKeeper(queue, InMemoryLockService(), monotonic_ms, log),
+        recover=RecoverStalled(queue, monotonic_ms, log, max_stalls=3, rng=Random(0)),
+        sweep=SweepFinished(queue, monotonic_ms, Retention()),
+        heartbeat=Heartbeat(Registry(), monotonic_ms),
+        log=log,
+    )
     worker = Worker(
         queue=queue,
         feed=queue,
         process=process,
-        recover=RecoverStalled(queue, monotonic_ms, log, max_stalls=3, rng=Random(0)),
-        sweep=SweepFinished(queue, monotonic_ms, Retention()),
-        heartbeat=Heartbeat(Registry(), monotonic_ms),
+        chores=chores,
         queues=["first", "second"],
         concurrency=concurrency,
         worker_id="w1",

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import TypeAdapter
 from pydantic_core import to_json
 
-from domain.task import Task, TaskError
+from domain.task import Task, TaskError, TaskStatus
 
 _TASK = TypeAdapter(Task)
 _ANY = TypeAdapter(Any)
@@ -70,6 +70,28 @@ def encode_changes(task: Task) -> tuple[dict[str, str], list[str]]:
         else:
             present[name] = str(value)
     return present, absent
+
+
+def encode_outcome(task: Task, previous: Task | None = None, lock: str | None = None) -> str:
+    """A task's new state for the settle, recover and change scripts (settle_task.lua):
+    `previous` is the task as the caller read it (its status and token are checked);
+    without it, the task's own token is (a worker's outcome of its active task)."""
+    present, absent = encode_changes(task)
+    last = task.history[-1] if task.history else None
+    document: dict[str, Any] = {
+        "id": task.id,
+        "fence": str((previous or task).fence),
+        "status": task.status.value,
+        "score": task.run_at if task.status is TaskStatus.DELAYED else task.finished_at or 0,
+        "duration": last.finished_at - last.started_at if last else -1,
+        "set": present,
+        "unset": [*absent, "cancel_requested"],  # an answered cancel request is spent
+    }
+    if previous is not None:
+        document["from"] = previous.status.value
+    if lock is not None:
+        document["lock"] = lock
+    return encode_json(document)
 
 
 def encode_json(value: Any) -> str:

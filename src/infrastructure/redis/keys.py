@@ -2,7 +2,11 @@
 
 A queue's tag is its name, `{<queue>}`. Keys that belong to no queue carry a tag that no
 queue name can be (queue names are `[A-Za-z0-9._:-]`, so `#` never occurs in one): a queue
-named `templates` must not share the templates' counter."""
+named `templates` must not share the templates' counter.
+
+`LAYOUT` names the parts of a queue's keys once: `QueueKeys` builds them from it, and the
+Lua scripts get the same table (`K`) above their code, for the keys they find themselves.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,43 @@ from functools import cached_property, lru_cache
 from domain.task import TaskStatus
 
 ROOT = "conveyor"
+LOCK_PREFIX = "lock"  # a task's lock is `lock:task:<id>` (pottery joins prefix and key)
+
+# A queue's key = its prefix `conveyor:{<queue>}:` + one of these (+ an id or a name).
+LAYOUT: dict[str, str] = {
+    "task": "task:",  # + id: the task's hash
+    "removed": "removed:",  # + id: a removed task's fingerprint, reserving its id
+    "index": "idx:",  # + status:name: tasks of one status and name, by creation order
+    "ids": "ids",  # every task id, for prefix search (all scores 0)
+    "token": "tok:",  # + word: tasks whose name or payload has the word
+    "names": "names",  # every task name the queue has seen
+    "finished": "finished:",  # + minute: how many tasks finished in that minute
+    "durations": "durations:",  # + name: recent durations of completed tasks
+    "marker": "marker",  # what idle workers block on
+    "meta": "meta",  # field paused = 1 while the queue is paused
+    "fence": "fence",  # one strictly increasing token per claim
+    "seq": "seq",  # FIFO order among equal priorities
+    "last_ix": "last_ix",  # the last creation order given in the queue
+    "events": "events:",  # + db: pub/sub channel of every transition
+    "control": "control:",  # + db: pub/sub channel of operators' stop requests
+    TaskStatus.WAITING: "wait",  # the state sets: waiting by priority and FIFO order,
+    TaskStatus.DELAYED: "delayed",  # delayed by due time, active by lease deadline,
+    TaskStatus.ACTIVE: "active",  # the finished ones by finish time
+    TaskStatus.COMPLETED: "completed",
+    TaskStatus.FAILED: "failed",
+    TaskStatus.CANCELLED: "cancelled",
+}
 
 
 def task_owner(task_id: str) -> str:
     """The id index: which queue holds task `task_id` (or held it, for as long as its id
     stays reserved). No hash tag: on a Cluster the entries spread over every slot."""
     return f"{ROOT}:id:{task_id}"
+
+
+def task_lock(task_id: str) -> str:
+    """`lock:task:<id>`, the task's Redlock key."""
+    return f"{LOCK_PREFIX}:task:{task_id}"
 
 
 @dataclass(frozen=True)
@@ -30,19 +65,32 @@ class QueueKeys:
     def prefix(self) -> str:
         return f"{ROOT}:{{{self.queue}}}:"
 
-    @cached_property
-    def task_prefix(self) -> str:
-        return f"{self.prefix}task:"
+    def _key(self, part: str, suffix: str = "") -> str:
+        return f"{self.prefix}{LAYOUT[part]}{suffix}"
 
     def task(self, task_id: str) -> str:
-        return f"{self.task_prefix}{task_id}"
+        return self._key("task", task_id)
 
     def removed(self, task_id: str) -> str:
-        return f"{self.prefix}removed:{task_id}"
+        return self._key("removed", task_id)
 
     def state(self, status: TaskStatus) -> str:
         """The sorted set that indexes tasks in `status`."""
-        return f"{self.prefix}{_STATE_SETS[status]}"
+        return self._key(status)
+
+    def index(self, status: TaskStatus, name: str) -> str:
+        """Tasks of one status and name, scored by creation order (the `ix` field)."""
+        return self._key("index", f"{status.value}:{name}")
+
+    def token(self, token: str) -> str:
+        return self._key("token", token)
+
+    def finished(self, minute: int) -> str:
+        """How many tasks finished in that minute (ms // 60000); kept two hours."""
+        return self._key("finished", str(minute))
+
+    def durations(self, name: str) -> str:
+        return self._key("durations", name)
 
     @cached_property
     def wait(self) -> str:
@@ -58,64 +106,47 @@ class QueueKeys:
 
     @cached_property
     def marker(self) -> str:
-        return f"{self.prefix}marker"
+        return self._key("marker")
 
     @cached_property
     def meta(self) -> str:
-        return f"{self.prefix}meta"
+        return self._key("meta")
 
     @cached_property
     def fence(self) -> str:
-        return f"{self.prefix}fence"
+        return self._key("fence")
 
     @cached_property
     def seq(self) -> str:
-        return f"{self.prefix}seq"
+        return self._key("seq")
 
     @cached_property
     def last_ix(self) -> str:
         """The last creation order (`ix`) given in the queue: the next is above it."""
-        return f"{self.prefix}last_ix"
+        return self._key("last_ix")
+
+    @cached_property
+    def ids(self) -> str:
+        return self._key("ids")
+
+    @cached_property
+    def names(self) -> str:
+        return self._key("names")
 
     @cached_property
     def state_sets(self) -> list[str]:
         return [self.state(status) for status in TaskStatus if status is not TaskStatus.ACTIVE]
-
-    # The keys below are also built inside the Lua scripts (lua/_lib.lua) from `prefix`,
-    # for tasks a script finds itself; keep both in step.
-
-    def index(self, status: TaskStatus, name: str) -> str:
-        """Tasks of one status and name, scored by creation order (the `ix` field)."""
-        return f"{self.prefix}idx:{status.value}:{name}"
-
-    @cached_property
-    def ids(self) -> str:
-        return f"{self.prefix}ids"
-
-    def token(self, token: str) -> str:
-        return f"{self.prefix}tok:{token}"
-
-    @cached_property
-    def names(self) -> str:
-        return f"{self.prefix}names"
-
-    def finished(self, minute: int) -> str:
-        """How many tasks finished in that minute (ms // 60000); kept two hours."""
-        return f"{self.prefix}finished:{minute}"
-
-    def durations(self, name: str) -> str:
-        return f"{self.prefix}durations:{name}"
 
     # Pub/sub channels are server-wide, not per database: each carries the database number,
     # so deployments on two databases of one Redis server never hear each other.
 
     def events(self, db: int) -> str:
         """Pub/sub channel: every transition of the queue's tasks."""
-        return f"{self.prefix}events:{db}"
+        return self._key("events", str(db))
 
     def control(self, db: int) -> str:
         """Pub/sub channel: operators' stop requests for running handlers."""
-        return f"{self.prefix}control:{db}"
+        return self._key("control", str(db))
 
 
 @lru_cache(maxsize=1024)
@@ -125,21 +156,18 @@ def keys_of(queue: str) -> QueueKeys:
 
 def events_pattern(db: int) -> str:
     """Every queue's events channel on database `db`."""
-    return f"{ROOT}:*:events:{db}"
+    return f"{ROOT}:*:{LAYOUT['events']}{db}"
 
 
 def batch(batch_id: str) -> str:
     return f"{ROOT}:batch:{batch_id}"
 
 
-_STATE_SETS = {
-    TaskStatus.WAITING: "wait",
-    TaskStatus.DELAYED: "delayed",
-    TaskStatus.ACTIVE: "active",
-    TaskStatus.COMPLETED: "completed",
-    TaskStatus.FAILED: "failed",
-    TaskStatus.CANCELLED: "cancelled",
-}
+def lua_layout() -> str:
+    """`LAYOUT` as a Lua table literal, for the scripts' header."""
+    entries = ", ".join(f"['{part!s}'] = '{value}'" for part, value in LAYOUT.items())
+    return f"local K = {{{entries}}}\n"
+
 
 # Task templates live outside any queue, in a slot of their own (one MULTI writes them):
 # a hash id -> JSON, the id counter, and an index sorted by creation time.

@@ -1,4 +1,4 @@
-"""QueueReader: the read side of the Redis queue (tasks, listings, search, stats)."""
+"""RedisViews: ITaskViews on Redis (a task by id, listings and search, stats, batches)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from domain.errors import TaskNotFound
 from domain.task import Task, TaskStatus, check_configured_queue
 from domain.values import QueueStats, TaskPage, TaskQuery
 from infrastructure.redis import codec
-from infrastructure.redis.keys import keys_of, task_owner
+from infrastructure.redis.keys import batch, keys_of, task_owner
+from infrastructure.redis.reachable import reachable
 from infrastructure.redis.scan import (
     Scan,
     cursor_bound,
@@ -26,7 +27,7 @@ MAX_OFFSET = 10_000  # deeper pages go by cursor
 _TIE_SLACK = 8  # entries of one score beyond a cursor (scores are unique within a queue)
 
 
-class QueueReader:
+class RedisViews:
     """Reads over the configured `queues`: a listing or stats never ask Redis which
     queues exist, so no request can grow what they cover."""
 
@@ -44,6 +45,7 @@ class QueueReader:
         check_configured_queue(query.queue, self._queues)
         return [query.queue]
 
+    @reachable
     async def get(self, task_id: str, queue: str | None = None) -> Task:
         """By the id index (one lookup, whatever the number of queues), or in `queue`."""
         if queue is None:
@@ -53,8 +55,12 @@ class QueueReader:
             raise TaskNotFound(task_id)
         return found[0]
 
-    async def tasks(self, queue: str, ids: Sequence[str]) -> list[Task]:
-        return await self.members((queue, task_id) for task_id in ids)
+    @reachable
+    async def batch(self, batch_id: str) -> list[Task]:
+        members = cast(list[str], await self._redis.lrange(batch(batch_id), 0, -1))
+        if not members:
+            raise TaskNotFound(batch_id)
+        return await self.members(member.split("\t", 1) for member in members)
 
     async def members(self, pairs: Iterable[Sequence[str]]) -> list[Task]:
         """The tasks at these (queue, id) places, in order; gone ones left out."""
@@ -64,6 +70,7 @@ class QueueReader:
             found = await pipe.execute()
         return [codec.decode(fields) for fields in found if fields]
 
+    @reachable
     async def list_tasks(self, query: TaskQuery) -> TaskPage:
         text = (query.search or "").strip()
         if text:  # a search of only whitespace is no search
@@ -197,6 +204,7 @@ class QueueReader:
         haystack = f"{task.name} {codec.encode_json(task.payload)}".lower()
         return text in haystack
 
+    @reachable
     async def stats(self, now: int) -> list[QueueStats]:
         queues = await self.queues()
         names = await self._names(queues)

@@ -1,4 +1,4 @@
-"""The Lua scripts, loaded once from package data, and their return codes."""
+"""The Lua scripts, loaded once from package data, and the one table of their return codes."""
 
 from __future__ import annotations
 
@@ -9,54 +9,61 @@ from importlib import resources
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from domain.errors import (
-    LockLost,
-    SchedulerError,
-    TaskActive,
-    TaskChanged,
-    TaskNotFound,
-)
+from domain.errors import LockLost, SchedulerError, TaskActive, TaskChanged, TaskNotFound
+from infrastructure.redis.keys import lua_layout
 
 
 class Code(IntEnum):
+    """What a script answers; each code means one thing in every script (see _lib.lua)."""
+
     OK = 0
-    EXISTS = 1
-    REMOVED = 2
-    STALE = -1  # not active, or the fencing token is no longer current
-    LEASE_VALID = -2
-    ACTIVE = -3
+    EXISTS = 1  # there already, the same: an enqueued id's task, a settled outcome
+    REMOVED = 2  # an enqueue of an id removed within the idempotency window, the same
+    CANCEL_REQUESTED = 3  # a renewed lease whose task an operator asked to cancel
+    NOT_FOUND = -1  # no such task
+    CHANGED = -2  # the task is not as the caller read it (status or fencing token)
+    LEASE_VALID = -3  # a stall's recovery: the lease has not run out after all
+    ACTIVE = -4  # a removal: the task is running
+    CONFLICT = -5  # an enqueue: the id is held by another request's task
 
 
-def raise_for(code: int, task_id: str) -> None:
-    """Turn a script's negative return code into the domain error it stands for (for a
-    worker's own task: a changed task means its lease is lost)."""
+def worker_error(code: int, task_id: str) -> SchedulerError | None:
+    """For the holder of a task's token: anything but success means it is not its own."""
     if code >= 0:
-        return
-    if code == Code.STALE:
-        raise LockLost(f"task {task_id!r}: fencing token is stale or the task is not active")
+        return None
+    if code in (Code.NOT_FOUND, Code.CHANGED):
+        return LockLost(f"task {task_id!r}: fencing token is stale or the task is not active")
     if code == Code.LEASE_VALID:
-        raise LockLost(f"task {task_id!r}: the lease has not expired")
+        return LockLost(f"task {task_id!r}: the lease has not expired")
+    return _unexpected(code, task_id)
+
+
+def operator_error(code: int, task_id: str) -> SchedulerError | None:
+    """For an operator's change: a changed task is to be read again, a gone one is gone."""
+    if code >= 0:
+        return None
+    if code == Code.NOT_FOUND:
+        return TaskNotFound(task_id)
+    if code == Code.CHANGED:
+        return TaskChanged(f"task {task_id!r} changed meanwhile")
     if code == Code.ACTIVE:
-        raise TaskActive(task_id)
-    raise SchedulerError(f"task {task_id!r}: unexpected script result {code}")
+        return TaskActive(task_id)
+    return _unexpected(code, task_id)
 
 
-def raise_for_change(code: int, task_id: str) -> None:
-    """The same for an operator's change: a changed task is to be read again."""
-    if code == Code.STALE:
-        raise TaskChanged(f"task {task_id!r} changed meanwhile")
-    raise_for(code, task_id)
+def raise_for(code: int, task_id: str, *, operator: bool = False) -> None:
+    error = operator_error(code, task_id) if operator else worker_error(code, task_id)
+    if error is not None:
+        raise error
 
 
-def raise_for_remove(code: int, task_id: str) -> None:
-    if code == Code.STALE:
-        raise TaskNotFound(task_id)
-    raise_for(code, task_id)
+def _unexpected(code: int, task_id: str) -> SchedulerError:
+    return SchedulerError(f"task {task_id!r}: unexpected script result {code}")
 
 
 def _source(name: str, db: int) -> str:
     lua = resources.files(__package__).joinpath("lua")
-    header = f"local DB = '{db}'\n"  # the database the channels are named for
+    header = f"local DB = '{db}'\n{lua_layout()}"  # the channels' database, the key layout
     return header + lua.joinpath("_lib.lua").read_text() + lua.joinpath(f"{name}.lua").read_text()
 
 
@@ -64,8 +71,10 @@ def _source(name: str, db: int) -> str:
 class Scripts:
     enqueue_tasks: AsyncScript
     claim_tasks: AsyncScript
-    move_task: AsyncScript
-    extend_lease: AsyncScript
+    settle_task: AsyncScript
+    recover_task: AsyncScript
+    change_task: AsyncScript
+    extend_leases: AsyncScript
     set_progress: AsyncScript
     remove_task: AsyncScript
     sweep_tasks: AsyncScript

@@ -10,6 +10,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+IDLE_WAIT_MS = 5_000  # the longest an idle worker blocks; a wake-up is then a cheap claim
 _BLOCK_SLACK_S = 1.0  # Redis's own timeout, a backstop behind the local timer
 
 

@@ -15,6 +15,7 @@ from infrastructure.logging import configure_logging, get_logger
 from infrastructure.redaction import secrets_in
 from infrastructure.settings import Settings
 from interfaces.container import Container, new_worker_id, resolve
+from interfaces.workers.chores import Chores
 from interfaces.workers.worker import Worker
 
 
@@ -57,14 +58,20 @@ async def _serve(settings: Settings) -> int:
     # Sync handlers run in threads: one per slot, so none waits for a free thread.
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(max_workers=settings.worker_concurrency))
-    queue = await resolve(container.queue)
-    worker = Worker(
-        queue=queue,
-        feed=queue,
-        process=await resolve(container.process_task),
+    feed = await resolve(container.feed)
+    chores = Chores(
+        feed=feed,
+        keeper=await resolve(container.lease_keeper),
         recover=await resolve(container.recover_stalled),
         sweep=await resolve(container.sweep_finished),
         heartbeat=await resolve(container.heartbeat),
+        log=get_logger("conveyor.worker"),
+    )
+    worker = Worker(
+        queue=await resolve(container.queue),
+        feed=feed,
+        process=await resolve(container.process_task),
+        chores=chores,
         queues=settings.worker_queue_list,
         concurrency=settings.worker_concurrency,
         worker_id=new_worker_id(),

@@ -1,4 +1,4 @@
-"""Worker: claims tasks into free slots, runs each through ProcessTask, recovers stalls."""
+"""Worker: claims tasks into free slots and runs each through ProcessTask."""
 
 from __future__ import annotations
 
@@ -10,19 +10,16 @@ from typing import Any
 import structlog
 
 from application.clock import Clock
-from application.execution import AbortReason, Execution
-from application.process_task import ProcessTask
-from application.recover_stalled import RecoverStalled
-from application.sweep_finished import SweepFinished
-from application.workers import Heartbeat
+from application.running.execution import Execution
+from application.running.process_task import ProcessTask
 from domain.errors import QueueUnavailable
 from domain.ports import ITaskFeed, ITaskTransitions
-from domain.task import Task, TaskStatus
-from domain.values import StopKind, StopRequest
+from domain.task import Interruption, Task, TaskStatus
+from domain.values import ClaimBatch, ClaimRequest
+from infrastructure.redis.waiter import IDLE_WAIT_MS
+from interfaces.workers.chores import Chores, WorkerState
 
-IDLE_WAIT_MS = 5_000  # longest block on the marker; a wake-up is then a cheap claim
 ERROR_BACKOFF_MAX_S = 5.0
-SWEEP_INTERVAL_S = 60.0
 ADOPT_LIMIT = 1_000  # active tasks read back after a claim that got no answer
 
 
@@ -30,9 +27,12 @@ class Worker:
     """Up to `concurrency` tasks at once in one asyncio process.
 
     The fetch loop claims only as many tasks as there are free slots (so a claimed task
-    never waits in this process), and blocks on the queue's marker while idle. `stop()`
-    stops claiming; `run()` then waits up to `grace_s` for running tasks and gives the
-    rest back to the queue.
+    never waits in this process), and blocks on the queues' markers while idle. A task's
+    outcome is written in the same step as the claim of the next task of its queue, when
+    that queue is the first the worker serves (the strict order of `queues` holds: a task
+    of a later queue frees its slot for the fetch loop, which looks at the first queue
+    first). `stop()` stops claiming; `run()` then waits up to `grace_s` for running tasks
+    and gives the rest back to the queue.
     """
 
     def __init__(
@@ -41,9 +41,7 @@ class Worker:
         queue: ITaskTransitions,
         feed: ITaskFeed,
         process: ProcessTask,
-        recover: RecoverStalled,
-        sweep: SweepFinished,
-        heartbeat: Heartbeat,
+        chores: Chores,
         queues: Sequence[str],
         concurrency: int,
         worker_id: str,
@@ -55,11 +53,8 @@ class Worker:
         self._queue = queue
         self._feed = feed
         self._process = process
-        self._recover = recover
-        self._sweep = sweep
-        self._heartbeat = heartbeat
+        self._chores = chores
         self._processed = 0
-        self._started_at = clock()
         self._queues = list(queues)
         self._concurrency = concurrency
         self._worker_id = worker_id
@@ -72,6 +67,10 @@ class Worker:
         self._stopping = asyncio.Event()
         self._waiter: asyncio.Task[Any] | None = None
         self._unanswered: tuple[str, int] | None = None  # a claim's queue and time
+        self._state = WorkerState(
+            worker_id, self._queues, concurrency, lease_ms, clock(),
+            running=lambda: list(self._running.values()), processed=lambda: self._processed,
+        )  # fmt: skip
 
     @property
     def worker_id(self) -> str:
@@ -85,20 +84,15 @@ class Worker:
 
     async def run(self) -> None:
         self._log.info("worker.started", queues=self._queues, concurrency=self._concurrency)
-        helpers = [
-            asyncio.create_task(self._recover_loop()),
-            asyncio.create_task(self._obey_stop_requests()),
-            asyncio.create_task(self._sweep_loop()),
-            asyncio.create_task(self._beat_loop()),
-        ]
+        chores = self._chores.start(self._state)
         try:
             await self._fetch_loop()
         finally:
-            for helper in helpers:
-                helper.cancel()
             await self._drain()
+            for chore in chores:  # after the drain: leases are renewed until tasks settle
+                chore.cancel()
             with contextlib.suppress(Exception):
-                await self._heartbeat.stop(self._worker_id)
+                await self._chores.forget(self._state)
             self._log.info("worker.stopped")
 
     async def _fetch_loop(self) -> None:
@@ -135,8 +129,7 @@ class Worker:
             except QueueUnavailable:
                 self._unanswered = (name, now)
                 raise
-            for task in batch.tasks:
-                self._spawn(task)
+            self._spawn_all(batch)
             claimed = claimed or bool(batch.tasks)
             free -= len(batch.tasks)
             if batch.next_due_at is not None:
@@ -162,9 +155,7 @@ class Worker:
         except QueueUnavailable:
             self._unanswered = (queue, claimed_at)  # still away: look after the backoff
             raise
-        running = {
-            (execution.task.queue, execution.task.id) for execution in self._running.values()
-        }
+        running = {(e.task.queue, e.task.id) for e in self._running.values()}
         adopted = [
             task
             for task in found
@@ -172,7 +163,7 @@ class Worker:
         ]
         for task in adopted:
             self._log.info("worker.claim_adopted", task_id=task.id, queue=task.queue)
-            self._spawn(task)
+            self._spawn(Execution(task))
         return len(adopted)
 
     def _claimed_here(self, task: Task, claimed_at: int) -> bool:
@@ -194,8 +185,11 @@ class Worker:
         finally:
             self._waiter = None
 
-    def _spawn(self, task: Task) -> None:
-        execution = Execution(task)
+    def _spawn_all(self, batch: ClaimBatch) -> None:
+        for task in batch.tasks:
+            self._spawn(Execution(task, batch.leases.get(task.id)))
+
+    def _spawn(self, execution: Execution) -> None:
         running = asyncio.create_task(self._execute(execution))
         self._running[running] = execution
         running.add_done_callback(self._finished)
@@ -210,9 +204,16 @@ class Worker:
             worker_id=self._worker_id,
         )
         try:
-            await self._process.execute(execution)
+            self._spawn_all(await self._process.execute(execution, self._next_claim))
         except Exception:  # noqa: BLE001 - its lease expires and it is recovered as a stall
             self._log.exception("task.crashed")
+
+    def _next_claim(self, outcome: Task) -> ClaimRequest | None:
+        """The task to claim with `outcome`, into the slot it frees: one of its queue, if
+        that queue comes first for this worker and the worker goes on."""
+        if self._stopping.is_set() or outcome.queue != self._queues[0]:
+            return None
+        return ClaimRequest(self._worker_id, 1, self._lease_ms, self._clock())
 
     def _finished(self, running: asyncio.Task[Any]) -> None:
         self._running.pop(running, None)
@@ -224,65 +225,10 @@ class Worker:
             return
         self._log.info("worker.draining", running=len(self._running), grace_s=self._grace_s)
         await asyncio.wait(set(self._running), timeout=self._grace_s)
-        for execution in self._running.values():
-            execution.abort(AbortReason.SHUTDOWN)
-        if self._running:
+        while self._running:  # a task may have claimed its successor before the stop
+            for execution in self._running.values():
+                execution.abort(Interruption.SHUTDOWN)
             await asyncio.wait(set(self._running))
-
-    async def _recover_loop(self) -> None:
-        interval = min(max(self._lease_ms / 2_000, 0.5), 15.0)
-        while True:
-            await asyncio.sleep(interval)
-            for name in self._queues:
-                try:
-                    await self._recover.execute(name)
-                except Exception as exc:  # noqa: BLE001 - retried on the next round
-                    self._log.warning("worker.recovery_failed", queue=name, error=repr(exc))
-
-    async def _beat_loop(self) -> None:
-        while True:
-            try:
-                await self._heartbeat.beat(
-                    self._worker_id,
-                    queues=self._queues,
-                    concurrency=self._concurrency,
-                    running=len(self._running),
-                    processed=self._processed,
-                    started_at=self._started_at,
-                )
-            except Exception as exc:  # noqa: BLE001 - the next beat tries again
-                self._log.warning("worker.heartbeat_failed", error=repr(exc))
-            await asyncio.sleep(self._heartbeat.interval_ms / 1000)
-
-    async def _sweep_loop(self) -> None:
-        """Retention: every worker sweeps now and then; the script makes it safe to race."""
-        while True:
-            await asyncio.sleep(SWEEP_INTERVAL_S)
-            for name in self._queues:
-                try:
-                    removed = await self._sweep.execute(name)
-                except Exception as exc:  # noqa: BLE001 - retried on the next round
-                    self._log.warning("worker.sweep_failed", queue=name, error=repr(exc))
-                    continue
-                if removed:
-                    self._log.info("worker.swept", queue=name, removed=removed)
-
-    async def _obey_stop_requests(self) -> None:
-        """Operators' cancel and kill requests reach the handlers running here."""
-        while True:
-            try:
-                async for request in self._feed.stop_requests(self._queues):
-                    self._stop(request)
-            except Exception as exc:  # noqa: BLE001 - resubscribe; renewals catch cancels meanwhile
-                self._log.warning("worker.stop_requests_lost", error=repr(exc))
-                await asyncio.sleep(1.0)
-
-    def _stop(self, request: StopRequest) -> None:
-        reason = AbortReason.CANCELLED if request.kind is StopKind.CANCEL else AbortReason.KILLED
-        for execution in self._running.values():
-            task = execution.task
-            if task.id == request.task_id and task.queue == request.queue:
-                execution.abort(reason, "requested by an operator")
 
     async def _sleep_unless_stopped(self, delay: float) -> None:
         with contextlib.suppress(TimeoutError):

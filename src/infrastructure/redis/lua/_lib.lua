@@ -1,31 +1,34 @@
---[[ _lib: helpers shared by every script; Scripts prepends this file to each one.
+--[[ _lib: helpers shared by every script; Scripts puts this file above each one.
 
-Keys built here, all inside the queue's hash tag (so a cluster keeps them in one slot),
-follow keys.py (QueueKeys) and take the queue's key prefix, `conveyor:{<queue>}:`:
-  <prefix>task:<id>             the task's hash
-  <prefix><state set>           wait, delayed, active, completed, failed, cancelled
-  <prefix>idx:<status>:<name>   tasks of one status and name, scored by creation order
-  <prefix>ids                   every task id, for prefix search (all scores 0)
-  <prefix>tok:<token>           tasks whose name or payload has the token
-  <prefix>names                 every task name the queue has seen
-  <prefix>removed:<id>          a removed task's fingerprint, for the idempotency window
-One key lives outside the queue's slot, and is always passed in KEYS: the id index entry
-conveyor:id:<id>, naming the queue that holds the id (keys.py task_owner).
-Channels: <prefix>events:<DB> (every transition), <prefix>control:<DB> (stop requests to
-workers), where DB, the database number, is a constant that Scripts puts above this file:
-pub/sub is server-wide, and a script cannot ask which database it runs on.
+Above it, Scripts sets two constants: DB, the database number (pub/sub is server-wide and
+a script cannot ask which database it runs on), and K, the key layout of keys.py (LAYOUT):
+a queue's key is its prefix `conveyor:{<queue>}:` followed by K[part] (and an id or name).
+Keys a script finds itself (a claimed task's hash, its index entries) are built from K, so
+they stay inside the queue's hash tag. A script that takes or releases a task's lock
+(`lock:task:<id>`) is called that way only where the lock's one master is this Redis.
+
+Return codes (scripts.py Code, one meaning each, in every script):
+   0 done                    1 there already, the same (an enqueue, an outcome)
+   2 removed, the same       3 held, and an operator asked to cancel
+  -1 no such task           -2 not as the caller read it (status or fencing token)
+  -3 the lease is still valid  -4 the task is active  -5 the id is held by another request
 ]]
-local STATE_SETS = {
-  waiting = 'wait', delayed = 'delayed', active = 'active',
-  completed = 'completed', failed = 'failed', cancelled = 'cancelled',
+local STATUS_SET = {
+  waiting = K['waiting'], delayed = K['delayed'], active = K['active'],
+  completed = K['completed'], failed = K['failed'], cancelled = K['cancelled'],
 }
+local TERMINAL = {completed = true, failed = true, cancelled = true}
 
 local function state_key(prefix, status)
-  return prefix .. STATE_SETS[status]
+  return prefix .. STATUS_SET[status]
+end
+
+local function task_key(prefix, id)
+  return prefix .. K['task'] .. id
 end
 
 local function index_key(prefix, status, name)
-  return prefix .. 'idx:' .. status .. ':' .. name
+  return prefix .. K['index'] .. status .. ':' .. name
 end
 
 -- Move a task between the per-status, per-name listing indexes.
@@ -39,7 +42,7 @@ local function reindex(prefix, id, name, ix, from, to)
 end
 
 local function announce(prefix, queue, id, name, status)
-  redis.call('PUBLISH', prefix .. 'events:' .. DB,
+  redis.call('PUBLISH', prefix .. K['events'] .. DB,
     cjson.encode({id = id, queue = queue, name = name, status = status}))
 end
 
@@ -47,28 +50,200 @@ local function wait_score(priority, seq)
   return (priority + 1048576) * 4294967296 + seq % 4294967296
 end
 
+local function wake(prefix)
+  redis.call('ZADD', prefix .. K['marker'], 0, '0')
+end
+
+-- Due delayed tasks become waiting, at most `limit` of them: done inside every claim, so
+-- no poller is needed and a due task is claimable in the very call that first sees it.
+local function promote_due(prefix, queue, now, limit)
+  local delayed = prefix .. K['delayed']
+  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, limit)
+  for _, id in ipairs(due) do
+    local key = task_key(prefix, id)
+    local task = redis.call('HMGET', key, 'priority', 'name', 'ix')
+    local seq = redis.call('INCR', prefix .. K['seq'])
+    redis.call('ZADD', prefix .. K['waiting'], wait_score(tonumber(task[1] or '0'), seq), id)
+    redis.call('HSET', key, 'status', 'waiting')
+    reindex(prefix, id, task[2], task[3], 'delayed', 'waiting')
+    announce(prefix, queue, id, task[2], 'waiting')
+  end
+  if #due > 0 then
+    redis.call('ZREM', delayed, unpack(due))
+  end
+end
+
+local function field_of(fields, name)
+  for j = 1, #fields, 2 do
+    if fields[j] == name then
+      return fields[j + 1]
+    end
+  end
+end
+
+-- Take up to `c.limit` ready tasks for worker `c.worker`, leased until `c.deadline`.
+-- With `c.lock_ttl`, each task's lock is taken too, with the value worker:fence, unless
+-- someone holds it: then the task goes out without it and the worker asks the lock
+-- service. Returns the tasks' hashes (flat field lists, `lock` added when taken), and
+-- whether the queue is paused.
+local function claim_ready(prefix, queue, c)
+  if redis.call('HGET', prefix .. K['meta'], 'paused') == '1' then
+    return {}, true
+  end
+  local claimed = {}
+  local popped = redis.call('ZPOPMIN', prefix .. K['waiting'], c.limit)
+  for i = 1, #popped, 2 do
+    local id = popped[i]
+    local key = task_key(prefix, id)
+    local fence = redis.call('INCR', prefix .. K['fence'])
+    redis.call('HSET', key, 'status', 'active', 'worker_id', c.worker, 'started_at', c.now,
+      'fence', fence)
+    redis.call('ZADD', prefix .. K['active'], c.deadline, id)
+    local fields = redis.call('HGETALL', key)
+    local name = field_of(fields, 'name')
+    reindex(prefix, id, name, field_of(fields, 'ix'), 'waiting', 'active')
+    announce(prefix, queue, id, name, 'active')
+    if c.lock_ttl then
+      local value = c.worker .. ':' .. fence
+      if redis.call('SET', c.lock_prefix .. id, value, 'NX', 'PX', c.lock_ttl) then
+        fields[#fields + 1] = 'lock'
+        fields[#fields + 1] = value
+      end
+    end
+    claimed[#claimed + 1] = fields
+  end
+  -- More work left: wake the next idle worker rather than leave it to its timeout.
+  if #popped > 0 and redis.call('ZCARD', prefix .. K['waiting']) > 0 then
+    wake(prefix)
+  end
+  return claimed, false
+end
+
+-- The earliest due time of the delayed tasks, or -1.
+local function next_due(prefix)
+  local first = redis.call('ZRANGE', prefix .. K['delayed'], 0, 0, 'WITHSCORES')
+  return first[2] and tonumber(first[2]) or -1
+end
+
+-- A claim's reply: {next_due, task, ...}; next_due is the earliest delayed due time when
+-- nothing was claimed from a queue that is not paused (an idle worker sleeps until then),
+-- and -1 otherwise.
+local function claim_reply(prefix, head, claimed, paused)
+  local due = -1
+  if #claimed == 0 and not paused then
+    due = next_due(prefix)
+  end
+  local reply = head
+  reply[#reply + 1] = due
+  for _, fields in ipairs(claimed) do
+    reply[#reply + 1] = fields
+  end
+  return reply
+end
+
+-- The claimed tasks as "id:fence id:fence", kept with an outcome (its `then_claimed`).
+local function claimed_list(claimed)
+  local parts = {}
+  for _, fields in ipairs(claimed) do
+    parts[#parts + 1] = field_of(fields, 'id') .. ':' .. field_of(fields, 'fence')
+  end
+  return table.concat(parts, ' ')
+end
+
+-- The tasks an outcome kept in `then_claimed` that are still active under the fence they
+-- were claimed with (their hashes; with `c.lock_prefix`, `lock` added if the lock still
+-- holds the value the claim gave it).
+local function claimed_before(prefix, key, c)
+  local tasks = {}
+  local kept = redis.call('HGET', key, 'then_claimed') or ''
+  for id, fence in string.gmatch(kept, '(%S+):(%d+)') do
+    local fields = redis.call('HGETALL', task_key(prefix, id))
+    if field_of(fields, 'status') == 'active' and field_of(fields, 'fence') == fence then
+      local value = field_of(fields, 'worker_id') .. ':' .. fence
+      if c and c.lock_prefix and redis.call('GET', c.lock_prefix .. id) == value then
+        fields[#fields + 1] = 'lock'
+        fields[#fields + 1] = value
+      end
+      tasks[#tasks + 1] = fields
+    end
+  end
+  return tasks
+end
+
+local function count_finished(prefix, at, ttl)
+  local minute = prefix .. K['finished'] .. math.floor(at / 60000)
+  redis.call('INCR', minute)
+  redis.call('PEXPIRE', minute, ttl)
+end
+
+-- Write a task's new state `o` (decided by the caller: status, score, fields to set and
+-- to drop, duration) over its `state` (HMGET status, fence, priority, name, ix), moving it
+-- from the state set of `from` to that of `o.status`. `limits` bounds the bookkeeping.
+local function apply_outcome(prefix, queue, id, state, from, o, limits)
+  local key = task_key(prefix, id)
+  redis.call('ZREM', state_key(prefix, from), id)
+  local flat = {}
+  for field, value in pairs(o.set) do
+    flat[#flat + 1] = field
+    flat[#flat + 1] = value
+  end
+  if #flat > 0 then
+    redis.call('HSET', key, unpack(flat))
+  end
+  if #o.unset > 0 then
+    redis.call('HDEL', key, unpack(o.unset))
+  end
+  local target = state_key(prefix, o.status)
+  if o.status == 'waiting' then
+    local seq = redis.call('INCR', prefix .. K['seq'])
+    redis.call('ZADD', target, wait_score(tonumber(state[3] or '0'), seq), id)
+    wake(prefix)
+  elseif o.status == 'delayed' then
+    local earliest = next_due(prefix)
+    redis.call('ZADD', target, o.score, id)
+    if earliest < 0 or o.score < earliest then
+      wake(prefix)  -- a new earliest due time: idle workers must sleep less
+    end
+  else
+    redis.call('ZADD', target, o.score, id)
+    count_finished(prefix, o.score, limits.finished_ttl)
+    if o.status == 'completed' and o.duration >= 0 then
+      local durations = prefix .. K['durations'] .. state[4]
+      redis.call('LPUSH', durations, o.duration)
+      redis.call('LTRIM', durations, 0, limits.durations_kept - 1)
+    end
+  end
+  reindex(prefix, id, state[4], state[5], from, o.status)
+  announce(prefix, queue, id, state[4], o.status)
+end
+
+local function read_state(prefix, id)
+  return redis.call('HMGET', task_key(prefix, id), 'status', 'fence', 'priority', 'name', 'ix',
+    'outcome_fence')
+end
+
 -- Delete a task that is not active, with its index entries, and reserve its id for
 -- `window` ms, in the queue and in the id index (`owner_key`) alike.
--- Returns 0, -1 if there is no such task, -3 if it is active.
+-- Returns 0, -1 if there is no such task, -4 if it is active.
 local function forget(prefix, queue, id, window, owner_key)
-  local key = prefix .. 'task:' .. id
+  local key = task_key(prefix, id)
   local state = redis.call('HMGET', key, 'status', 'fp', 'name', 'tokens')
   if not state[1] then
     return -1
   end
   if state[1] == 'active' then
-    return -3
+    return -4
   end
   redis.call('ZREM', state_key(prefix, state[1]), id)
   reindex(prefix, id, state[3], 0, state[1], nil)
-  redis.call('ZREM', prefix .. 'ids', id)
+  redis.call('ZREM', prefix .. K['ids'], id)
   if state[4] then
     for token in string.gmatch(state[4], '%S+') do
-      redis.call('ZREM', prefix .. 'tok:' .. token, id)
+      redis.call('ZREM', prefix .. K['token'] .. token, id)
     end
   end
   redis.call('DEL', key)
-  redis.call('SET', prefix .. 'removed:' .. id, state[2], 'PX', window)
+  redis.call('SET', prefix .. K['removed'] .. id, state[2], 'PX', window)
   redis.call('SET', owner_key, queue, 'PX', window)
   announce(prefix, queue, id, state[3], 'removed')
   return 0

@@ -1,75 +1,23 @@
 --[[ claim_tasks: promote due delayed tasks, then take the first ready ones.
 
-KEYS[1] wait zset      score = packed priority + sequence
-KEYS[2] delayed zset   score = due time (ms)
-KEYS[3] active zset    score = lease deadline (ms)
-KEYS[4] marker zset    what idle workers block on
-KEYS[5] meta hash      field "paused" = "1" while the queue is paused
-KEYS[6] fence counter  one strictly increasing token per claim
-KEYS[7] sequence counter
+KEYS[1] wait zset      KEYS[2] delayed zset   KEYS[3] active zset   KEYS[4] marker zset
+KEYS[5] meta hash      KEYS[6] fence counter  KEYS[7] sequence counter
+        (named for routing and the reader; the helpers build them from the prefix)
 
-ARGV[1] now (ms)
-ARGV[2] how many tasks to take at most
-ARGV[3] lease deadline (ms) for the claimed tasks
-ARGV[4] worker id
-ARGV[5] the queue's key prefix, conveyor:{<queue>}:
-ARGV[6] the queue's name
+ARGV[1] the queue's key prefix, conveyor:{<queue>}:
+ARGV[2] the queue's name
+ARGV[3] the claim, JSON: {worker, limit, now, deadline (the lease's end, ms),
+        lock_prefix and lock_ttl (ms): given only where the lock's one master is this
+        Redis, to take each task's lock `lock:task:<id>` with the claim}
+ARGV[4] how many due delayed tasks to promote at most (limits.PROMOTE_LIMIT)
 
-Returns {next_due, task fields, task fields, ...}: the hashes of the claimed tasks (status
-already "active", fence and worker set); next_due is the earliest delayed due time when
-nothing was claimed (-1 if there is none).
+Returns {next_due, task, task, ...}: the claimed tasks' hashes (status already active,
+fence and worker set; `lock` = the lock's value when it was taken); next_due is the
+earliest delayed due time when nothing was claimed and the queue is not paused (-1 if
+there is none).
 ]]
-local now = tonumber(ARGV[1])
-local prefix, queue = ARGV[5], ARGV[6]
-
--- Promotion happens here, inside the claim, so no poller is needed and a due task is
--- claimable in the very call that first sees it due.
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
-for _, id in ipairs(due) do
-  local key = prefix .. 'task:' .. id
-  local task = redis.call('HMGET', key, 'priority', 'name', 'ix')
-  local seq = redis.call('INCR', KEYS[7])
-  redis.call('ZADD', KEYS[1], wait_score(tonumber(task[1] or '0'), seq), id)
-  redis.call('HSET', key, 'status', 'waiting')
-  reindex(prefix, id, task[2], task[3], 'delayed', 'waiting')
-  announce(prefix, queue, id, task[2], 'waiting')
-end
-if #due > 0 then
-  redis.call('ZREM', KEYS[2], unpack(due))
-end
-
-if redis.call('HGET', KEYS[5], 'paused') == '1' then
-  return {-1}
-end
-
-local result = {-1}
-local popped = redis.call('ZPOPMIN', KEYS[1], tonumber(ARGV[2]))
-for i = 1, #popped, 2 do
-  local id = popped[i]
-  local key = prefix .. 'task:' .. id
-  local fence = redis.call('INCR', KEYS[6])
-  redis.call('HSET', key, 'status', 'active', 'worker_id', ARGV[4], 'started_at', ARGV[1],
-    'fence', fence)
-  redis.call('ZADD', KEYS[3], ARGV[3], id)
-  local fields = redis.call('HGETALL', key)
-  local name, ix
-  for j = 1, #fields, 2 do
-    if fields[j] == 'name' then name = fields[j + 1] elseif fields[j] == 'ix' then ix = fields[j + 1] end
-  end
-  reindex(prefix, id, name, ix, 'waiting', 'active')
-  announce(prefix, queue, id, name, 'active')
-  result[#result + 1] = fields
-end
-
-if #popped > 0 then
-  -- More work left: wake the next idle worker rather than leave it to its timeout.
-  if redis.call('ZCARD', KEYS[1]) > 0 then
-    redis.call('ZADD', KEYS[4], 0, '0')
-  end
-else
-  local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  if first[2] then
-    result[1] = tonumber(first[2])
-  end
-end
-return result
+local prefix, queue = ARGV[1], ARGV[2]
+local c = cjson.decode(ARGV[3])
+promote_due(prefix, queue, c.now, tonumber(ARGV[4]))
+local claimed, paused = claim_ready(prefix, queue, c)
+return claim_reply(prefix, {}, claimed, paused)

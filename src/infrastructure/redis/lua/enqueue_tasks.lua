@@ -21,7 +21,7 @@ Returns one reply per task, in order:
         {0}           created
         {1, fields}   a task with this id and fingerprint exists: its hash
         {2}           removed within the idempotency window, same fingerprint
-        {-1}          the id is held by a task (or reservation) with another fingerprint,
+        {-5}          the id is held by a task (or reservation) with another fingerprint,
                       or by another queue: an id names one task across the deployment
 ]]
 local tasks = cjson.decode(ARGV[1])
@@ -61,10 +61,10 @@ local function store(task, key)
     wake = true
   end
   reindex(prefix, task.id, task.name, ix, nil, task.status)
-  redis.call('ZADD', prefix .. 'ids', 0, task.id)
+  redis.call('ZADD', prefix .. K['ids'], 0, task.id)
   names[task.name] = true
   for _, token in ipairs(task.tokens) do
-    redis.call('ZADD', prefix .. 'tok:' .. token, ix, task.id)
+    redis.call('ZADD', prefix .. K['token'] .. token, ix, task.id)
   end
   announce(prefix, queue, task.id, task.name, task.status)
 end
@@ -72,15 +72,15 @@ end
 local function enqueue(task, key, reservation, owner_key)
   local owner = redis.call('GET', owner_key)
   if owner and owner ~= queue then
-    return {-1}
+    return {-5}
   end
   local existing = redis.call('HGET', key, 'fp')
   if existing then
-    return existing == task.fp and {1, redis.call('HGETALL', key)} or {-1}
+    return existing == task.fp and {1, redis.call('HGETALL', key)} or {-5}
   end
   local reserved = redis.call('GET', reservation)
   if reserved then
-    return reserved == task.fp and {2} or {-1}
+    return reserved == task.fp and {2} or {-5}
   end
   store(task, key)
   redis.call('SET', owner_key, queue)  -- no expiry while the task exists
@@ -98,7 +98,7 @@ if stored then
   redis.call('SET', KEYS[5], string.format('%d', last_ix))
   redis.call('SET', KEYS[4], string.format('%d', seq))
   for name in pairs(names) do
-    redis.call('SADD', prefix .. 'names', name)
+    redis.call('SADD', prefix .. K['names'], name)
   end
 end
 return replies

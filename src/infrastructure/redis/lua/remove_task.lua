@@ -9,6 +9,6 @@ ARGV[2] reservation time (ms): how long the id keeps answering "removed"
 ARGV[3] the queue's key prefix, conveyor:{<queue>}:
 ARGV[4] the queue's name
 
-Returns 0 removed, -1 no such task, -3 the task is active
+Returns 0 removed, -1 no such task, -4 the task is active
 ]]
 return forget(ARGV[3], ARGV[4], ARGV[1], ARGV[2], KEYS[3])

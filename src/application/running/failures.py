@@ -34,10 +34,6 @@ def failure_from(exc: BaseException) -> Failure:
     return Failure(error)
 
 
-def timeout_failure(timeout_ms: int) -> Failure:
-    return Failure(TaskError("TaskTimeout", f"the attempt exceeded its timeout of {timeout_ms} ms"))
-
-
 def _summary(exc: BaseException) -> str:
     text = "".join(traceback.format_exception(exc, limit=-8))
     return text[-_TRACEBACK_LIMIT:]

@@ -8,9 +8,10 @@ import functools
 from collections.abc import Coroutine
 from typing import Any
 
-from application.execution import AbortReason, Execution
 from application.handlers import TaskContext
 from application.registry import TaskType
+from application.running.execution import Execution
+from domain.task import Interruption
 
 
 class Interrupted(Exception):
@@ -45,7 +46,7 @@ async def _run_async(execution: Execution, call: Coroutine[Any, Any, Any], timeo
         if not deadline.expired():
             raise  # the handler's own timeout: an ordinary failure
         execution.on_abort(None)
-        execution.abort(AbortReason.TIMEOUT)
+        execution.abort(Interruption.TIMEOUT)
         raise Interrupted from None
     except asyncio.CancelledError:
         if execution.reason is None:
@@ -76,7 +77,7 @@ async def _run_sync(
         interrupted.cancel()
     if thread.done():
         return thread.result()
-    execution.abort(AbortReason.TIMEOUT)  # unless something else aborted it first
+    execution.abort(Interruption.TIMEOUT)  # unless something else aborted it first
     ctx.cancel()
     # A thread cannot be interrupted, only asked to stop: keep the slot, and the lease,
     # until it returns, so that no retry ever overlaps it.

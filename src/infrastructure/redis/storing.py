@@ -1,0 +1,105 @@
+"""Storing new tasks: a batch per queue in one script call, several queues in one MULTI."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from domain.task import Task
+from domain.values import Enqueued, EnqueueOutcome
+from infrastructure.redis import codec
+from infrastructure.redis.keys import batch, keys_of, task_owner
+from infrastructure.redis.limits import BATCH_TTL_MS
+from infrastructure.redis.scripts import Code
+from infrastructure.redis.search import task_tokens
+
+
+async def store(
+    client: Redis, script: AsyncScript, tasks: Sequence[Task], batch_id: str | None
+) -> list[Enqueued]:
+    """enqueue_tasks.lua for each queue of `tasks`, in one round trip; the outcomes in the
+    order of `tasks`; with `batch_id`, the tasks that are the batch's own recorded in it."""
+    if not tasks:
+        return []
+    by_queue: dict[str, list[int]] = {}
+    for index, task in enumerate(tasks):
+        by_queue.setdefault(task.queue, []).append(index)
+    groups = [[tasks[index] for index in indexes] for indexes in by_queue.values()]
+    if len(groups) == 1:
+        replies = [await _call(script, groups[0], client)]
+    else:
+        # One transaction: a request that spans queues is stored whole or not at all.
+        async with client.pipeline(transaction=True) as pipe:
+            for group in groups:
+                await _call(script, group, pipe)
+            replies = await pipe.execute()
+    outcomes: list[Enqueued | None] = [None] * len(tasks)
+    for indexes, group_replies in zip(by_queue.values(), replies, strict=True):
+        for index, reply in zip(indexes, group_replies, strict=True):
+            outcomes[index] = _enqueued(tasks[index], reply)
+    results = [outcome for outcome in outcomes if outcome is not None]
+    if batch_id is not None:
+        await _record_batch(client, batch_id, results)
+    return results
+
+
+async def _call(script: AsyncScript, tasks: Sequence[Task], client: Any) -> Any:
+    """One script call stores a whole batch of one queue (its keys share a slot)."""
+    keys = keys_of(tasks[0].queue)
+    per_task: list[str] = []
+    described = []
+    for task in tasks:
+        per_task += [keys.task(task.id), keys.removed(task.id), task_owner(task.id)]
+        described.append(_described(task))
+    return await script(
+        keys=[keys.wait, keys.delayed, keys.marker, keys.seq, keys.last_ix, *per_task],
+        args=[codec.encode_json(described), keys.prefix, keys.queue],
+        client=client,
+    )
+
+
+def _described(task: Task) -> dict[str, Any]:
+    fields = codec.encode(task)
+    fields["fp"] = codec.fingerprint(task)
+    tokens = task_tokens(task.name, task.payload)
+    fields["tokens"] = " ".join(tokens)
+    return {
+        "id": task.id,
+        "name": task.name,
+        "fp": fields["fp"],
+        "status": task.status.value,
+        "run_at": task.run_at,
+        "created_at": task.created_at,
+        "priority": task.priority,
+        "tokens": tokens,
+        "fields": fields,
+    }
+
+
+async def _record_batch(client: Redis, batch_id: str, results: Sequence[Enqueued]) -> None:
+    """The batch holds the tasks of the call that are its own: not CONFLICT ones (the id
+    belongs to another request's task)."""
+    members = [
+        f"{result.task.queue}\t{result.task.id}"
+        for result in results
+        if result.outcome is not EnqueueOutcome.CONFLICT
+    ]
+    if members:
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.rpush(batch(batch_id), *members)
+            pipe.pexpire(batch(batch_id), BATCH_TTL_MS)
+            await pipe.execute()
+
+
+def _enqueued(task: Task, reply: list[Any]) -> Enqueued:
+    code = int(reply[0])
+    if code == Code.EXISTS:
+        return Enqueued(codec.decode(reply[1]), EnqueueOutcome.EXISTING)
+    if code == Code.REMOVED:
+        return Enqueued(task, EnqueueOutcome.REMOVED)
+    if code == Code.OK:
+        return Enqueued(task, EnqueueOutcome.CREATED)
+    return Enqueued(task, EnqueueOutcome.CONFLICT)

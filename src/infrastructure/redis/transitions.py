@@ -1,0 +1,270 @@
+"""RedisTransitions: ITaskTransitions on redis-py asyncio, every transition one Lua script."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+from redis.asyncio import Redis
+
+from domain.task import StopKind, Task, TaskStatus
+from domain.values import ClaimBatch, ClaimRequest, Enqueued, Lease, LeaseState
+from infrastructure.redis import codec, storing
+from infrastructure.redis.client import database_of
+from infrastructure.redis.keys import keys_of, task_lock, task_owner
+from infrastructure.redis.limits import DURATIONS_KEPT, FINISHED_COUNTER_TTL_MS, PROMOTE_LIMIT
+from infrastructure.redis.queries import RedisViews
+from infrastructure.redis.reachable import reachable
+from infrastructure.redis.scripts import Code, Scripts, raise_for
+
+_TERMINAL = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+_LIMITS = codec.encode_json(
+    {
+        "promote": PROMOTE_LIMIT,
+        "durations_kept": DURATIONS_KEPT,
+        "finished_ttl": FINISHED_COUNTER_TTL_MS,
+    }
+)
+_LEASE_STATES = {Code.OK: LeaseState.HELD, Code.CANCEL_REQUESTED: LeaseState.CANCEL_REQUESTED}
+
+
+class RedisTransitions:
+    """The queue's state in Redis: a hash per task, a sorted set per status, and indexes.
+
+    The client must decode responses to str. `idempotency_window_ms` is how long a removed
+    task's id keeps answering "removed" to a repeated enqueue. With `locks_with_tasks` (the
+    lock's one master is this Redis), a claim takes each task's lock `lock:task:<id>`, the
+    settle releases it and renewals renew it, in the scripts that move the task: no round
+    trip of its own per task. Otherwise the lock service takes them (several masters, or a
+    lock in another hash slot).
+    """
+
+    def __init__(
+        self, client: Redis, idempotency_window_ms: int, *, locks_with_tasks: bool = False
+    ) -> None:
+        self._redis = client
+        self._scripts = Scripts.register(client, database_of(client))
+        self._window_ms = idempotency_window_ms
+        self._locks_with_tasks = locks_with_tasks
+        self._reader = RedisViews(client, ())
+
+    @reachable
+    async def enqueue(self, tasks: Sequence[Task], batch_id: str | None = None) -> list[Enqueued]:
+        return await storing.store(self._redis, self._scripts.enqueue_tasks, tasks, batch_id)
+
+    @reachable
+    async def claim(
+        self, queue: str, worker_id: str, limit: int, lease_ms: int, now: int
+    ) -> ClaimBatch:
+        request = ClaimRequest(worker_id, limit, lease_ms, now)
+        keys = keys_of(queue)
+        reply = await self._scripts.claim_tasks(
+            keys=[
+                keys.wait,
+                keys.delayed,
+                keys.active,
+                keys.marker,
+                keys.meta,
+                keys.fence,
+                keys.seq,
+            ],
+            args=[keys.prefix, queue, self._claim(request), PROMOTE_LIMIT],
+        )
+        return self._claimed(reply[0], reply[1:], lease_ms)
+
+    @reachable
+    async def settle(
+        self, task: Task, *, lease: Lease | None = None, then: ClaimRequest | None = None
+    ) -> ClaimBatch:
+        keys = keys_of(task.queue)
+        script_keys = [keys.task(task.id), keys.active, keys.state(task.status), keys.marker]
+        script_keys += [keys.seq, keys.delayed, keys.wait, keys.meta, keys.fence]
+        lock = lease.token if lease is not None and lease.with_task else None
+        if lock is not None:
+            script_keys.append(task_lock(task.id))
+        outcome = codec.encode_outcome(task, lock=lock)
+        claim = self._claim(then) if then is not None else ""
+        reply = await self._scripts.settle_task(
+            keys=script_keys, args=[keys.prefix, task.queue, outcome, claim, _LIMITS]
+        )
+        raise_for(int(reply[0]), task.id)
+        return self._claimed(reply[1], reply[2:], then.lease_ms if then else 0)
+
+    @reachable
+    async def recover(self, task: Task, expired_by: int) -> None:
+        keys = keys_of(task.queue)
+        code = await self._scripts.recover_task(
+            keys=[
+                keys.task(task.id),
+                keys.active,
+                keys.state(task.status),
+                keys.marker,
+                keys.seq,
+                keys.delayed,
+            ],
+            args=[keys.prefix, task.queue, codec.encode_outcome(task), expired_by, _LIMITS],
+        )
+        raise_for(int(code), task.id)
+
+    @reachable
+    async def change(self, task: Task, previous: Task, *, stop: StopKind | None = None) -> None:
+        keys = keys_of(task.queue)
+        code = await self._scripts.change_task(
+            keys=[
+                keys.task(task.id),
+                keys.state(previous.status),
+                keys.state(task.status),
+                keys.marker,
+                keys.seq,
+                keys.delayed,
+            ],
+            args=[
+                keys.prefix,
+                task.queue,
+                codec.encode_outcome(task, previous),
+                stop.value if stop else "",
+                _LIMITS,
+            ],
+        )
+        raise_for(int(code), task.id, operator=True)
+
+    @reachable
+    async def extend_leases(
+        self, held: Sequence[tuple[Task, Lease | None]], lease_ms: int, now: int
+    ) -> list[LeaseState]:
+        by_queue: dict[str, list[int]] = {}
+        for index, (task, _) in enumerate(held):
+            by_queue.setdefault(task.queue, []).append(index)
+        states: list[LeaseState] = [LeaseState.LOST] * len(held)
+        for queue, indexes in by_queue.items():
+            # The tasks whose lock renews here come first: the script renews the first m.
+            ordered = sorted(indexes, key=lambda i: not _own(held[i][1]))
+            codes = await self._extend(queue, [held[i] for i in ordered], lease_ms, now)
+            for index, code in zip(ordered, codes, strict=True):
+                states[index] = _LEASE_STATES.get(Code(int(code)), LeaseState.LOST)
+        return states
+
+    async def _extend(
+        self, queue: str, held: Sequence[tuple[Task, Lease | None]], lease_ms: int, now: int
+    ) -> list[Any]:
+        keys = keys_of(queue)
+        locks = [task_lock(task.id) for task, lease in held if _own(lease)]
+        args: list[Any] = [now + lease_ms, lease_ms, len(locks)]
+        for task, lease in held:
+            args += [task.id, task.fence, lease.token if lease and _own(lease) else ""]
+        task_keys = [keys.task(task.id) for task, _ in held]
+        return cast(
+            list[Any],
+            await self._scripts.extend_leases(keys=[keys.active, *task_keys, *locks], args=args),
+        )
+
+    @reachable
+    async def request_cancel(self, task: Task) -> None:
+        keys = keys_of(task.queue)
+        code = await self._scripts.request_cancel(
+            keys=[keys.task(task.id)], args=[task.id, keys.prefix]
+        )
+        raise_for(int(code), task.id, operator=True)
+
+    @reachable
+    async def set_progress(self, task: Task, progress: Any) -> None:
+        code = await self._scripts.set_progress(
+            keys=[keys_of(task.queue).task(task.id)],
+            args=[task.fence, codec.encode_json(progress)],
+        )
+        raise_for(int(code), task.id)
+
+    @reachable
+    async def expired(self, queue: str, now: int, limit: int) -> list[Task]:
+        keys = keys_of(queue)
+        ids = cast(
+            list[str],
+            await self._redis.zrangebyscore(keys.active, "-inf", f"({now}", start=0, num=limit),
+        )
+        return await self._reader.members((queue, task_id) for task_id in ids)
+
+    @reachable
+    async def remove(self, task: Task) -> None:
+        keys = keys_of(task.queue)
+        code = await self._scripts.remove_task(
+            keys=[keys.task(task.id), keys.removed(task.id), task_owner(task.id)],
+            args=[task.id, self._window_ms, keys.prefix, task.queue],
+        )
+        raise_for(int(code), task.id, operator=True)
+
+    @reachable
+    async def sweep(self, queue: str, finished_before: Mapping[TaskStatus, int], limit: int) -> int:
+        keys = keys_of(queue)
+        cutoffs = [finished_before.get(status, 0) for status in _TERMINAL]
+        ids = await self._sweep_candidates(queue, dict(zip(_TERMINAL, cutoffs, strict=True)), limit)
+        if not ids:
+            return 0
+        per_task = [
+            key
+            for task_id in ids
+            for key in (keys.task(task_id), keys.removed(task_id), task_owner(task_id))
+        ]
+        removed = await self._scripts.sweep_tasks(
+            keys=[*(keys.state(status) for status in _TERMINAL), *per_task],
+            args=[*cutoffs, self._window_ms, keys.prefix, queue, *ids],
+        )
+        return int(removed)
+
+    async def _sweep_candidates(
+        self, queue: str, finished_before: Mapping[TaskStatus, int], limit: int
+    ) -> list[str]:
+        """The oldest finished tasks past their keeping time (0: kept forever), at most
+        `limit`; the sweep script checks each again."""
+        rules = [(status, before) for status, before in finished_before.items() if before > 0]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for status, before in rules:
+                pipe.zrangebyscore(keys_of(queue).state(status), "-inf", f"({before}", 0, limit)
+            found: list[list[str]] = await pipe.execute()
+        return [task_id for ids in found for task_id in ids][:limit]
+
+    @reachable
+    async def set_paused(self, queue: str, paused: bool) -> None:
+        keys = keys_of(queue)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if paused:
+                pipe.hset(keys.meta, "paused", "1")
+            else:
+                pipe.hdel(keys.meta, "paused")
+                pipe.zadd(keys.marker, {"0": 0})  # idle workers look again at once
+            await pipe.execute()
+
+    def _claim(self, request: ClaimRequest) -> str:
+        """A claim for the scripts (claim_tasks.lua)."""
+        claim: dict[str, Any] = {
+            "worker": request.worker_id,
+            "limit": request.limit,
+            "now": request.now,
+            "deadline": request.now + request.lease_ms,
+        }
+        if self._locks_with_tasks:
+            claim |= {"lock_prefix": task_lock(""), "lock_ttl": request.lease_ms}
+        return codec.encode_json(claim)
+
+    @staticmethod
+    def _claimed(next_due: Any, hashes: Sequence[list[str]], lock_ttl_ms: int) -> ClaimBatch:
+        tasks: list[Task] = []
+        leases: dict[str, Lease] = {}
+        for fields in hashes:
+            task = codec.decode(fields)
+            tasks.append(task)
+            lock = _field(fields, "lock")
+            if lock is not None:
+                leases[task.id] = Lease(f"task:{task.id}", lock_ttl_ms, lock, with_task=True)
+        due = int(next_due)
+        return ClaimBatch(tasks, None if due < 0 else due, leases)
+
+
+def _own(lease: Lease | None) -> bool:
+    return lease is not None and lease.with_task
+
+
+def _field(fields: Sequence[str], name: str) -> str | None:
+    for position in range(0, len(fields) - 1, 2):
+        if fields[position] == name:
+            return fields[position + 1]
+    return None
