@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 
 from infrastructure.redis.events import EventHub
 from infrastructure.redis.feed import RedisFeed
+from infrastructure.redis.lane import Lane
 from infrastructure.redis.queries import RedisViews
 from infrastructure.redis.transitions import RedisTransitions
 
@@ -27,11 +28,17 @@ class RedisStore:
         events: EventHub | None = None,
         locks_with_tasks: bool = False,
     ) -> None:
+        pool = client.connection_pool.connection_kwargs
+        url = (
+            f"redis://{pool.get('host', '127.0.0.1')}:{pool.get('port', 6379)}/{pool.get('db', 0)}"
+        )
+        self.lane = Lane.from_url(url, timeout_ms=10_000)
         self.transitions = RedisTransitions(
-            client, idempotency_window_ms, locks_with_tasks=locks_with_tasks
+            client, self.lane, idempotency_window_ms, locks_with_tasks=locks_with_tasks
         )
         self.views = RedisViews(client, queues)
         self.feed = RedisFeed(client, blocking, self.views, events or EventHub(client))
+        OPEN.add(self)
 
     def __getattr__(self, name: str) -> Any:
         for part in (self.transitions, self.views, self.feed):
@@ -40,4 +47,17 @@ class RedisStore:
         raise AttributeError(name)
 
     async def aclose(self) -> None:
+        OPEN.discard(self)
         await self.feed.aclose()
+        await self.lane.aclose()
+
+
+OPEN: set[RedisStore] = set()
+
+
+async def closing_stores() -> AsyncIterator[None]:
+    """A fixture's body: the stores a test made and left open are closed after it (a
+    test that runs a loop of its own closes its stores itself)."""
+    yield
+    for store in list(OPEN):
+        await store.aclose()

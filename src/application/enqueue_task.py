@@ -9,7 +9,7 @@ from application.clock import Clock
 from application.registry import TaskRegistry
 from domain.errors import DuplicateTask
 from domain.ports import ITaskTransitions
-from domain.task import Backoff, JSONObject, Task, TaskStatus, check_configured_queue
+from domain.task import Backoff, JSONObject, Task, check_configured_queue
 from domain.values import Enqueued, EnqueueOutcome
 
 
@@ -82,7 +82,7 @@ class EnqueueTask:
             payload=self._registry.normalize(task_type, request.payload),
             created_at=now,
             run_at=run_at,
-            status=TaskStatus.DELAYED if run_at > now else TaskStatus.WAITING,
+            status=Task.status_for(run_at, now),
             queue=queue,
             priority=_pick(request.priority, task_type.priority),
             max_attempts=_pick(request.attempts, task_type.attempts),

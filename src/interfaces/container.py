@@ -38,6 +38,7 @@ from infrastructure.redis.audit import RedisAuditLog
 from infrastructure.redis.client import create_blocking_redis, create_lock_redis, create_redis
 from infrastructure.redis.events import EventHub
 from infrastructure.redis.feed import RedisFeed
+from infrastructure.redis.lane import Lane
 from infrastructure.redis.queries import RedisViews
 from infrastructure.redis.templates import RedisTemplateStore
 from infrastructure.redis.transitions import RedisTransitions
@@ -61,6 +62,14 @@ async def _redis(url: str, timeout_ms: int, blocking: bool = False) -> AsyncIter
         yield client
     finally:
         await client.aclose()
+
+
+async def _lane(url: str, timeout_ms: int) -> AsyncIterator[Lane]:
+    lane = Lane.from_url(url, timeout_ms=timeout_ms)
+    try:
+        yield lane
+    finally:
+        await lane.aclose()
 
 
 async def _lock_masters(
@@ -137,6 +146,12 @@ class Container(containers.DeclarativeContainer):
         timeout_ms=settings.provided.redis_timeout_ms,
         blocking=True,
     )
+    # The hot path's connection: every transition's script, pipelined (see Lane).
+    lane = providers.Resource(
+        _lane,
+        url=settings.provided.queue_redis_url,
+        timeout_ms=settings.provided.redis_timeout_ms,
+    )
     lock_masters = providers.Resource(
         _lock_masters,
         urls=settings.provided.redlock_url_list,
@@ -158,6 +173,7 @@ class Container(containers.DeclarativeContainer):
     queue = providers.Singleton(
         RedisTransitions,
         client=redis,
+        lane=lane,
         idempotency_window_ms=settings.provided.idempotency_window_ms,
         locks_with_tasks=settings.provided.locks_with_tasks,
     )

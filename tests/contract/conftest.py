@@ -10,7 +10,9 @@ from redis.asyncio import Redis
 from application.clock import system_clock
 from tests.contract.queue_support import CONFIGURED, WINDOW_MS, MakeQueue, TaskStore
 from tests.fakes import InMemoryTaskQueue
-from tests.stores import RedisStore
+from tests.stores import RedisStore, closing_stores
+
+close_stores = pytest.fixture(autouse=True)(closing_stores)
 
 
 @pytest.fixture

@@ -6,11 +6,9 @@ from dataclasses import dataclass
 from enum import IntEnum
 from importlib import resources
 
-from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
-
 from domain.errors import LockLost, SchedulerError, TaskActive, TaskChanged, TaskNotFound
 from infrastructure.redis.keys import lua_layout
+from infrastructure.redis.lane import Script
 
 
 class Code(IntEnum):
@@ -69,20 +67,21 @@ def _source(name: str, db: int) -> str:
 
 @dataclass(frozen=True)
 class Scripts:
-    enqueue_tasks: AsyncScript
-    claim_tasks: AsyncScript
-    settle_task: AsyncScript
-    recover_task: AsyncScript
-    change_task: AsyncScript
-    extend_leases: AsyncScript
-    set_progress: AsyncScript
-    remove_task: AsyncScript
-    sweep_tasks: AsyncScript
-    request_cancel: AsyncScript
+    """Every script, by name; called through a Lane by SHA (loaded on first use)."""
+
+    enqueue_tasks: Script
+    claim_tasks: Script
+    settle_task: Script
+    recover_task: Script
+    change_task: Script
+    extend_leases: Script
+    set_progress: Script
+    remove_task: Script
+    sweep_tasks: Script
+    request_cancel: Script
 
     @classmethod
-    def register(cls, client: Redis, db: int) -> Scripts:
-        """Bind every script to `client`, publishing on database `db`'s channels; each is
-        sent once, then called by its SHA."""
+    def load(cls, db: int) -> Scripts:
+        """The scripts, publishing on database `db`'s channels."""
         names = cls.__dataclass_fields__
-        return cls(**{name: client.register_script(_source(name, db)) for name in names})
+        return cls(**{name: Script(_source(name, db)) for name in names})

@@ -6,19 +6,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 
 from domain.task import Task
 from domain.values import Enqueued, EnqueueOutcome
 from infrastructure.redis import codec
 from infrastructure.redis.keys import batch, keys_of, task_owner
+from infrastructure.redis.lane import Lane, Script
 from infrastructure.redis.limits import BATCH_TTL_MS
 from infrastructure.redis.scripts import Code
 from infrastructure.redis.search import task_tokens
 
 
 async def store(
-    client: Redis, script: AsyncScript, tasks: Sequence[Task], batch_id: str | None
+    lane: Lane, client: Redis, script: Script, tasks: Sequence[Task], batch_id: str | None
 ) -> list[Enqueued]:
     """enqueue_tasks.lua for each queue of `tasks`, in one round trip; the outcomes in the
     order of `tasks`; with `batch_id`, the tasks that are the batch's own recorded in it."""
@@ -27,14 +27,15 @@ async def store(
     by_queue: dict[str, list[int]] = {}
     for index, task in enumerate(tasks):
         by_queue.setdefault(task.queue, []).append(index)
-    groups = [[tasks[index] for index in indexes] for indexes in by_queue.values()]
-    if len(groups) == 1:
-        replies = [await _call(script, groups[0], client)]
+    calls = [_call([tasks[index] for index in indexes]) for indexes in by_queue.values()]
+    if len(calls) == 1:
+        keys, args = calls[0]
+        replies = [await lane.run(script, keys, args)]
     else:
         # One transaction: a request that spans queues is stored whole or not at all.
         async with client.pipeline(transaction=True) as pipe:
-            for group in groups:
-                await _call(script, group, pipe)
+            for keys, args in calls:
+                pipe.eval(script.source, len(keys), *keys, *args)
             replies = await pipe.execute()
     outcomes: list[Enqueued | None] = [None] * len(tasks)
     for indexes, group_replies in zip(by_queue.values(), replies, strict=True):
@@ -46,19 +47,17 @@ async def store(
     return results
 
 
-async def _call(script: AsyncScript, tasks: Sequence[Task], client: Any) -> Any:
-    """One script call stores a whole batch of one queue (its keys share a slot)."""
+def _call(tasks: Sequence[Task]) -> tuple[list[str], list[str]]:
+    """The keys and arguments of the one script call that stores a whole batch of one
+    queue (its keys share a slot)."""
     keys = keys_of(tasks[0].queue)
     per_task: list[str] = []
     described = []
     for task in tasks:
         per_task += [keys.task(task.id), keys.removed(task.id), task_owner(task.id)]
         described.append(_described(task))
-    return await script(
-        keys=[keys.wait, keys.delayed, keys.marker, keys.seq, keys.last_ix, *per_task],
-        args=[codec.encode_json(described), keys.prefix, keys.queue],
-        client=client,
-    )
+    script_keys = [keys.wait, keys.delayed, keys.marker, keys.seq, keys.last_ix, *per_task]
+    return script_keys, [codec.encode_json(described), keys.prefix, keys.queue]
 
 
 def _described(task: Task) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from domain.values import ClaimBatch, ClaimRequest, Enqueued, Lease, LeaseState
 from infrastructure.redis import codec, storing
 from infrastructure.redis.client import database_of
 from infrastructure.redis.keys import keys_of, task_lock, task_owner
+from infrastructure.redis.lane import Lane, Script
 from infrastructure.redis.limits import DURATIONS_KEPT, FINISHED_COUNTER_TTL_MS, PROMOTE_LIMIT
 from infrastructure.redis.queries import RedisViews
 from infrastructure.redis.reachable import reachable
@@ -31,26 +32,34 @@ _LEASE_STATES = {Code.OK: LeaseState.HELD, Code.CANCEL_REQUESTED: LeaseState.CAN
 class RedisTransitions:
     """The queue's state in Redis: a hash per task, a sorted set per status, and indexes.
 
-    The client must decode responses to str. `idempotency_window_ms` is how long a removed
-    task's id keeps answering "removed" to a repeated enqueue. With `locks_with_tasks` (the
-    lock's one master is this Redis), a claim takes each task's lock `lock:task:<id>`, the
-    settle releases it and renewals renew it, in the scripts that move the task: no round
-    trip of its own per task. Otherwise the lock service takes them (several masters, or a
-    lock in another hash slot).
+    The client must decode responses to str. The scripts run over `lane`; the reads
+    (expired tasks, sweep candidates) and the pause flag go over `client`.
+    `idempotency_window_ms` is how long a removed task's id keeps answering "removed" to
+    a repeated enqueue. With `locks_with_tasks` (the lock's one master is this Redis), a
+    claim takes each task's lock `lock:task:<id>`, the settle releases it and renewals
+    renew it, in the scripts that move the task: no round trip of its own per task.
+    Otherwise the lock service takes them (several masters, or a lock in another hash slot).
     """
 
     def __init__(
-        self, client: Redis, idempotency_window_ms: int, *, locks_with_tasks: bool = False
+        self,
+        client: Redis,
+        lane: Lane,
+        idempotency_window_ms: int,
+        *,
+        locks_with_tasks: bool = False,
     ) -> None:
         self._redis = client
-        self._scripts = Scripts.register(client, database_of(client))
+        self._lane = lane
+        self._scripts = Scripts.load(database_of(client))
         self._window_ms = idempotency_window_ms
         self._locks_with_tasks = locks_with_tasks
         self._reader = RedisViews(client, ())
 
     @reachable
     async def enqueue(self, tasks: Sequence[Task], batch_id: str | None = None) -> list[Enqueued]:
-        return await storing.store(self._redis, self._scripts.enqueue_tasks, tasks, batch_id)
+        script = self._scripts.enqueue_tasks
+        return await storing.store(self._lane, self._redis, script, tasks, batch_id)
 
     @reachable
     async def claim(
@@ -58,7 +67,8 @@ class RedisTransitions:
     ) -> ClaimBatch:
         request = ClaimRequest(worker_id, limit, lease_ms, now)
         keys = keys_of(queue)
-        reply = await self._scripts.claim_tasks(
+        reply = await self._run(
+            self._scripts.claim_tasks,
             keys=[
                 keys.wait,
                 keys.delayed,
@@ -84,8 +94,10 @@ class RedisTransitions:
             script_keys.append(task_lock(task.id))
         outcome = codec.encode_outcome(task, lock=lock)
         claim = self._claim(then) if then is not None else ""
-        reply = await self._scripts.settle_task(
-            keys=script_keys, args=[keys.prefix, task.queue, outcome, claim, _LIMITS]
+        reply = await self._run(
+            self._scripts.settle_task,
+            keys=script_keys,
+            args=[keys.prefix, task.queue, outcome, claim, _LIMITS],
         )
         raise_for(int(reply[0]), task.id)
         return self._claimed(reply[1], reply[2:], then.lease_ms if then else 0)
@@ -93,7 +105,8 @@ class RedisTransitions:
     @reachable
     async def recover(self, task: Task, expired_by: int) -> None:
         keys = keys_of(task.queue)
-        code = await self._scripts.recover_task(
+        code = await self._run(
+            self._scripts.recover_task,
             keys=[
                 keys.task(task.id),
                 keys.active,
@@ -109,7 +122,8 @@ class RedisTransitions:
     @reachable
     async def change(self, task: Task, previous: Task, *, stop: StopKind | None = None) -> None:
         keys = keys_of(task.queue)
-        code = await self._scripts.change_task(
+        code = await self._run(
+            self._scripts.change_task,
             keys=[
                 keys.task(task.id),
                 keys.state(previous.status),
@@ -155,20 +169,23 @@ class RedisTransitions:
         task_keys = [keys.task(task.id) for task, _ in held]
         return cast(
             list[Any],
-            await self._scripts.extend_leases(keys=[keys.active, *task_keys, *locks], args=args),
+            await self._run(
+                self._scripts.extend_leases, keys=[keys.active, *task_keys, *locks], args=args
+            ),
         )
 
     @reachable
     async def request_cancel(self, task: Task) -> None:
         keys = keys_of(task.queue)
-        code = await self._scripts.request_cancel(
-            keys=[keys.task(task.id)], args=[task.id, keys.prefix]
+        code = await self._run(
+            self._scripts.request_cancel, keys=[keys.task(task.id)], args=[task.id, keys.prefix]
         )
         raise_for(int(code), task.id, operator=True)
 
     @reachable
     async def set_progress(self, task: Task, progress: Any) -> None:
-        code = await self._scripts.set_progress(
+        code = await self._run(
+            self._scripts.set_progress,
             keys=[keys_of(task.queue).task(task.id)],
             args=[task.fence, codec.encode_json(progress)],
         )
@@ -186,7 +203,8 @@ class RedisTransitions:
     @reachable
     async def remove(self, task: Task) -> None:
         keys = keys_of(task.queue)
-        code = await self._scripts.remove_task(
+        code = await self._run(
+            self._scripts.remove_task,
             keys=[keys.task(task.id), keys.removed(task.id), task_owner(task.id)],
             args=[task.id, self._window_ms, keys.prefix, task.queue],
         )
@@ -204,7 +222,8 @@ class RedisTransitions:
             for task_id in ids
             for key in (keys.task(task_id), keys.removed(task_id), task_owner(task_id))
         ]
-        removed = await self._scripts.sweep_tasks(
+        removed = await self._run(
+            self._scripts.sweep_tasks,
             keys=[*(keys.state(status) for status in _TERMINAL), *per_task],
             args=[*cutoffs, self._window_ms, keys.prefix, queue, *ids],
         )
@@ -232,6 +251,10 @@ class RedisTransitions:
                 pipe.hdel(keys.meta, "paused")
                 pipe.zadd(keys.marker, {"0": 0})  # idle workers look again at once
             await pipe.execute()
+
+    async def _run(self, script: Script, *, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """The hot path's scripts go over the Lane, pipelined with every other caller's."""
+        return await self._lane.run(script, keys, args)
 
     def _claim(self, request: ClaimRequest) -> str:
         """A claim for the scripts (claim_tasks.lua)."""
