@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -58,16 +57,17 @@ class TaskContext:
         self.fence = fence
         self.log = log
         self._on_progress = on_progress
-        # A threading.Event, so a sync handler in its thread sees the flag at once.
-        self._cancelled = threading.Event()
+        # A plain flag: a sync handler's thread reads what the worker's thread wrote (the
+        # interpreter's lock orders them), and no handler ever waits on it.
+        self._cancelled = False
 
     @property
     def cancelled(self) -> bool:
-        return self._cancelled.is_set()
+        return self._cancelled
 
     def raise_if_cancelled(self) -> None:
         """Call this often in a sync handler: it stops there once the task is aborted."""
-        if self._cancelled.is_set():
+        if self._cancelled:
             raise TaskCancelled(self.task_id)
 
     def report_progress(self, progress: Any) -> None:
@@ -75,4 +75,4 @@ class TaskContext:
         self._on_progress(progress)
 
     def cancel(self) -> None:
-        self._cancelled.set()
+        self._cancelled = True

@@ -6,6 +6,7 @@ import logging
 import sys
 import threading
 from collections.abc import Iterable
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
 
@@ -15,8 +16,28 @@ from structlog.typing import EventDict
 
 from infrastructure.redaction import Redactor
 
+# The running task's fields, in one context variable: a worker sets it once per task
+# (bind_task), and each asyncio task has a context of its own.
+_TASK_FIELDS: ContextVar[dict[str, Any] | None] = ContextVar("conveyor_task", default=None)
+
+
+def bind_task(**fields: Any) -> None:
+    """Every line logged from now on in this context (an asyncio task, and the threads it
+    starts with its context) carries `fields`."""
+    _TASK_FIELDS.set(fields)
+
+
+def _merge_task_fields(_: Any, __: str, event: EventDict) -> EventDict:
+    fields = _TASK_FIELDS.get()
+    if fields is not None:
+        for name, value in fields.items():
+            event.setdefault(name, value)
+    return event
+
+
 _SHARED: list[Any] = [
     structlog.contextvars.merge_contextvars,
+    _merge_task_fields,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -49,13 +70,14 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", secrets: Iterable[
     logging.captureWarnings(True)
     structlog.configure(
         processors=[
-            structlog.stdlib.filter_by_level,
             *_SHARED,
             structlog.processors.StackInfoRenderer(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        # Filtered by level before anything is done: a worker at WARNING pays next to
+        # nothing for its per-task INFO line.
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,
     )
     sys.excepthook = _log_uncaught

@@ -33,26 +33,21 @@ async def run_handler(
 
 async def _run_async(execution: Execution, call: Coroutine[Any, Any, Any], timeout_s: float) -> Any:
     """The handler runs in this very task (no task of its own to create); an abort cancels
-    it at its next await, and the cancellation is taken back once it is handled."""
+    it at its next await, and the cancellation is taken back once it is handled. The
+    timeout is a timer that aborts (one call_later: a task in flight costs no more)."""
     current = asyncio.current_task()
     assert current is not None
     cancellations = current.cancelling()
-    deadline = asyncio.timeout(timeout_s)
+    expiry = current.get_loop().call_later(timeout_s, execution.abort, Interruption.TIMEOUT)
     execution.on_abort(current.cancel)
     try:
-        async with deadline:
-            return await call
-    except TimeoutError:
-        if not deadline.expired():
-            raise  # the handler's own timeout: an ordinary failure
-        execution.on_abort(None)
-        execution.abort(Interruption.TIMEOUT)
-        raise Interrupted from None
+        return await call
     except asyncio.CancelledError:
         if execution.reason is None:
             raise  # not ours: the worker itself is being cancelled
         raise Interrupted from None
     finally:
+        expiry.cancel()
         execution.on_abort(None)
         while current.cancelling() > cancellations and execution.reason is not None:
             current.uncancel()

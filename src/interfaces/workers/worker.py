@@ -7,8 +7,6 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-import structlog
-
 from application.clock import Clock
 from application.running.execution import Execution
 from application.running.process_task import ProcessTask
@@ -16,6 +14,7 @@ from domain.errors import QueueUnavailable
 from domain.ports import ITaskFeed, ITaskTransitions
 from domain.task import Interruption, Task, TaskStatus
 from domain.values import ClaimBatch, ClaimRequest
+from infrastructure.logging import bind_task
 from infrastructure.redis.waiter import IDLE_WAIT_MS
 from interfaces.workers.chores import Chores, WorkerState
 
@@ -196,7 +195,7 @@ class Worker:
 
     async def _execute(self, execution: Execution) -> None:
         task = execution.task
-        structlog.contextvars.bind_contextvars(
+        bind_task(
             task_id=task.id,
             task_name=task.name,
             queue=task.queue,
