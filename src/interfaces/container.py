@@ -11,7 +11,6 @@ from typing import Any
 
 from dependency_injector import containers, providers
 from redis.asyncio import Redis
-from ulid import ULID
 
 from application.audit import ReadAudit, RecordAudit
 from application.bulk_change import BulkChange
@@ -32,6 +31,7 @@ from application.sweep_finished import Retention, SweepFinished
 from application.templates import CreateTemplate, DeleteTemplate, ListTemplates, UseTemplate
 from application.watch_events import WatchEvents
 from application.workers import Heartbeat, ListWorkers
+from infrastructure.ids import new_ulid
 from infrastructure.lock import RedlockService
 from infrastructure.logging import get_logger
 from infrastructure.redis.audit import RedisAuditLog
@@ -93,7 +93,7 @@ async def resolve(provider: Callable[[], Any]) -> Any:
 
 
 def new_task_id() -> str:
-    return str(ULID())
+    return new_ulid()
 
 
 def new_worker_id() -> str:

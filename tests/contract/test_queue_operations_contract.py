@@ -712,7 +712,7 @@ async def test_redis_events_of_another_database_are_not_delivered(
         async with another_database(redis, redis_url) as (elsewhere, other):
             # What an enqueue of the same queue publishes in that deployment.
             event = {"id": "theirs", "queue": QUEUE, "name": "echo", "status": "waiting"}
-            await elsewhere.publish(keys_of(QUEUE).events(other), json.dumps(event))
+            await elsewhere.publish(keys_of(QUEUE).events(other), json.dumps([event]))
             await queue.enqueue([make_task("ours")])
 
             seen = await events_until_sentinel(queue, feed)

@@ -148,7 +148,7 @@ def test_streams_never_read_are_dropped_and_a_reader_gets_every_event(
     published: list[str] = []
 
     def dropped() -> bool:
-        # What the scripts publish, with a large name: the stalled clients' socket buffers
+        # What a script publishes (an array), with a large name: the stalled clients' socket buffers
         # (a few MB, as the kernel sizes them) fill sooner.
         for _ in range(20):
             published.append(f"e{len(published)}")
@@ -158,7 +158,7 @@ def test_streams_never_read_are_dropped_and_a_reader_gets_every_event(
                 "name": "x" * 8192,
                 "status": "waiting",
             }
-            publisher.publish(channel, json.dumps(event))
+            publisher.publish(channel, json.dumps([event]))
         return sum(line.get("event") == "events.feed_dropped" for line in api.lines()) >= 3
 
     try:

@@ -33,8 +33,13 @@ MUTABLE_FIELDS = (
 )
 
 
+# An encoder of our own: json.dumps builds one per call once a library has wrapped it (pottery
+# does, at import), and a bulk enqueue fingerprints thousands of payloads.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
 def fingerprint(task: Task) -> str:
@@ -50,8 +55,13 @@ def fingerprint(task: Task) -> str:
 
 
 def encode(task: Task) -> dict[str, str]:
-    """Every field that is set, as hash values (JSON for the structured ones)."""
-    dumped: dict[str, Any] = _TASK.dump_python(task, mode="json", exclude_none=True)
+    """The fields that differ from the Task's defaults, as hash values (JSON for the
+    structured ones); `decode` fills the rest in. The status is always there: the scripts
+    read it."""
+    dumped: dict[str, Any] = _TASK.dump_python(
+        task, mode="json", exclude_none=True, exclude_defaults=True
+    )
+    dumped["status"] = task.status.value
     return {name: _text(name, value) for name, value in dumped.items()}
 
 

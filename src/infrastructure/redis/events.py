@@ -208,10 +208,14 @@ class EventHub:
             self._broken()  # however the listener stops, it carries nothing more
 
     def _take(self, data: Any) -> bool:
-        """Log an event and wake its waiters; True if the feeds were just flushed."""
-        event = _event(data)
-        if event is None:
-            return False
+        """Log a message's events and wake their waiters; True if the feeds were just
+        flushed."""
+        flushed = False
+        for event in _events(data):
+            flushed = self._take_one(event) or flushed
+        return flushed
+
+    def _take_one(self, event: TaskEvent) -> bool:
         if event.status in _FINAL:
             _wake(self._waiters.get((event.queue, event.task_id), ()))
         if not self._feeds:
@@ -255,11 +259,21 @@ class EventHub:
                 del self._waiters[place]
 
 
-def _event(data: Any) -> TaskEvent | None:
+def _events(data: Any) -> list[TaskEvent]:
+    """The events of one message: the JSON array of a script's transitions (a message
+    that is not one reads as none)."""
     try:
         raw = json.loads(data)
+    except (TypeError, ValueError):
+        return []
+    items = raw if isinstance(raw, list) else [raw]
+    return [event for event in map(_event, items) if event is not None]
+
+
+def _event(raw: Any) -> TaskEvent | None:
+    try:
         return TaskEvent(str(raw["id"]), str(raw["queue"]), str(raw["name"]), str(raw["status"]))
-    except (TypeError, ValueError, KeyError):
+    except (TypeError, KeyError):
         return None
 
 

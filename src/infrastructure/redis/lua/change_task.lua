@@ -26,4 +26,4 @@ apply_outcome(prefix, queue, o.id, state, o.from, o, cjson.decode(ARGV[5]))
 if ARGV[4] ~= '' then
   redis.call('PUBLISH', prefix .. K['control'] .. DB, ARGV[4] .. ' ' .. o.id)
 end
-return 0
+return publish(prefix, 0)

@@ -20,4 +20,4 @@ local prefix, queue = ARGV[1], ARGV[2]
 local c = cjson.decode(ARGV[3])
 promote_due(prefix, queue, c.now, tonumber(ARGV[4]))
 local claimed, paused = claim_ready(prefix, queue, c)
-return claim_reply(prefix, {}, claimed, paused)
+return publish(prefix, claim_reply(prefix, {}, claimed, paused))

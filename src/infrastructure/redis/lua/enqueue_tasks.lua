@@ -101,4 +101,4 @@ if stored then
     redis.call('SADD', prefix .. K['names'], name)
   end
 end
-return replies
+return publish(prefix, replies)

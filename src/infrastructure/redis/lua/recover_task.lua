@@ -28,4 +28,4 @@ if deadline >= tonumber(ARGV[4]) then
   return -3
 end
 apply_outcome(prefix, queue, o.id, state, 'active', o, cjson.decode(ARGV[5]))
-return 0
+return publish(prefix, 0)

@@ -11,4 +11,4 @@ ARGV[4] the queue's name
 
 Returns 0 removed, -1 no such task, -4 the task is active
 ]]
-return forget(ARGV[3], ARGV[4], ARGV[1], ARGV[2], KEYS[3])
+return publish(ARGV[3], forget(ARGV[3], ARGV[4], ARGV[1], ARGV[2], KEYS[3]))

@@ -51,4 +51,4 @@ end
 o.set.outcome_fence = o.fence
 o.set.then_claimed = claimed_list(claimed)
 apply_outcome(prefix, queue, o.id, state, 'active', o, limits)
-return claim_reply(prefix, {0}, claimed, paused)
+return publish(prefix, claim_reply(prefix, {0}, claimed, paused))

@@ -39,4 +39,4 @@ for i = 7, #ARGV do
     end
   end
 end
-return removed
+return publish(prefix, removed)
