@@ -54,6 +54,13 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def time_text(value: int) -> str:
+    """A stored time (ms) as the wire writes it: ISO 8601, UTC, to the millisecond."""
+    moment = _from_millis(value)
+    assert isinstance(moment, datetime)
+    return _iso(moment)
+
+
 Timestamp = Annotated[
     datetime, BeforeValidator(_from_millis), PlainSerializer(_iso, return_type=str)
 ]

@@ -38,6 +38,7 @@ from interfaces.http.schemas import (
     RemovedOut,
     TaskOut,
 )
+from interfaces.http.wire import task_response
 
 QueueParam = Annotated[
     str | None, QueryParameter(name="queue", pattern=r"^[A-Za-z0-9._:-]{1,128}$")
@@ -59,7 +60,7 @@ def enqueued_response(enqueued: Enqueued) -> Response[TaskOut | RemovedOut]:
     if enqueued.outcome is EnqueueOutcome.REMOVED:
         return Response(RemovedOut(id=enqueued.task.id), status_code=200)
     status = 202 if enqueued.outcome is EnqueueOutcome.CREATED else 200
-    return Response(TaskOut.model_validate(enqueued.task), status_code=status)
+    return task_response(enqueued.task, status)
 
 
 class TaskController(Controller):
@@ -140,11 +141,11 @@ class TaskController(Controller):
         principal: NamedDependency[Principal],
         queue: QueueParam = None,
         wait_ms: WaitParam = 0,
-    ) -> TaskOut:
+    ) -> Response[TaskOut]:
         task = await get_task.execute(task_id, queue)
         if not may_read(principal, task.created_by):
             raise TaskNotFound(task_id)  # another key's task: as if it did not exist
-        return TaskOut.model_validate(await get_task.wait(task, wait_ms))
+        return task_response(await get_task.wait(task, wait_ms))
 
     @delete(
         "/{task_id:str}",
