@@ -55,6 +55,10 @@ class EnqueueTask:
         self._default_timeout_ms = default_timeout_ms
         self._queues = frozenset(queues)
 
+    def new_batch_id(self) -> str:
+        """An id for a bulk enqueue's batch, from the same source as task ids."""
+        return self._new_id()
+
     async def execute(self, request: EnqueueRequest) -> Enqueued:
         """One task; `DuplicateTask` if its id is taken by other content."""
         (enqueued,) = await self.execute_many([request])

@@ -15,7 +15,7 @@ from litestar.openapi.spec import Components, Reference, SecurityScheme
 from litestar.plugins.pydantic import PydanticPlugin
 
 from infrastructure.logging import get_logger
-from interfaces.container import Container, new_task_id, resolve
+from interfaces.container import Container, resolve
 from interfaces.http.actions import ActionController
 from interfaces.http.audit import audit_log
 from interfaces.http.auth import AUTH_EXCEPTION_HANDLERS, ApiKeys, AuthGuard, provide_principal
@@ -91,7 +91,6 @@ def create_app(container: Container) -> Litestar:
             "get_batch": _provide(container.get_batch),
             "list_workers": _provide(container.list_workers),
             "watch_events": _provide(container.watch_events),
-            "new_batch_id": Provide(lambda: new_task_id, sync_to_thread=False),
             "create_template": _provide(container.create_template),
             "list_templates": _provide(container.list_templates),
             "delete_template": _provide(container.delete_template),

@@ -226,8 +226,10 @@ class AuthGuard:
         )
 
 
-def provide_principal(request: Request[Any, Any, Any]) -> Principal:
-    """The `principal` dependency: whoever `AuthGuard` identified for this request."""
+def caller(request: Request[Any, Any, Any]) -> Principal:
+    """Whoever `AuthGuard` identified for this request. The hot routes read it here rather
+    than as a dependency: litestar resolves two dependencies in a task group of their own,
+    a sixth of an enqueue's cost."""
     principal = request.scope.get("auth")
     if isinstance(principal, Principal):
         return principal
@@ -239,6 +241,9 @@ def unauthorized(_: Request[Any, Any, Any], exc: NotAuthorizedException) -> Resp
     response = error_response(401, "unauthorized", exc.detail)
     response.headers["WWW-Authenticate"] = 'Bearer realm="conveyor"'
     return response
+
+
+provide_principal = caller  # the `principal` dependency of the other routes
 
 
 AUTH_EXCEPTION_HANDLERS: dict[Any, Any] = {NotAuthorizedException: unauthorized}

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
@@ -16,7 +15,7 @@ from application.get_task import GetTask
 from application.list_tasks import ListTasks
 from domain.errors import DuplicateTask, TaskNotFound
 from domain.values import Enqueued, EnqueueOutcome
-from interfaces.http.auth import Access, Principal, may_read
+from interfaces.http.auth import Access, Principal, caller, may_read
 from interfaces.http.errors import BODY, QUERY, documented
 from interfaces.http.listing import (
     CursorParam,
@@ -72,8 +71,9 @@ class TaskController(Controller):
         self,
         data: JSONBody[EnqueueBody],
         enqueue_task: NamedDependency[EnqueueTask],
-        principal: NamedDependency[Principal],
+        request: Request[Any, Any, Any],
     ) -> Response[TaskOut | RemovedOut]:
+        principal = caller(request)
         enqueued = await enqueue_task.execute(data.to_request(principal.name))
         if not may_read(principal, enqueued.task.created_by):
             raise DuplicateTask(enqueued.task.id)  # another key's task: never shown
@@ -119,10 +119,10 @@ class TaskController(Controller):
         self,
         data: JSONBody[BulkEnqueueBody],
         enqueue_task: NamedDependency[EnqueueTask],
-        new_batch_id: NamedDependency[Callable[[], str]],
-        principal: NamedDependency[Principal],
+        request: Request[Any, Any, Any],
     ) -> BulkEnqueueOut:
-        batch_id = new_batch_id()
+        principal = caller(request)
+        batch_id = enqueue_task.new_batch_id()
         requests = [body.to_request(principal.name) for body in data.tasks]
         results = await enqueue_task.execute_many(requests, batch_id)
         return BulkEnqueueOut(
@@ -138,12 +138,12 @@ class TaskController(Controller):
         self,
         task_id: FromPath[str],
         get_task: NamedDependency[GetTask],
-        principal: NamedDependency[Principal],
+        request: Request[Any, Any, Any],
         queue: QueueParam = None,
         wait_ms: WaitParam = 0,
     ) -> Response[TaskOut]:
         task = await get_task.execute(task_id, queue)
-        if not may_read(principal, task.created_by):
+        if not may_read(caller(request), task.created_by):
             raise TaskNotFound(task_id)  # another key's task: as if it did not exist
         return task_response(await get_task.wait(task, wait_ms))
 
