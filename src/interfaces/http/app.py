@@ -24,8 +24,9 @@ from interfaces.http.errors import EXCEPTION_HANDLERS
 from interfaces.http.health import health, ready
 from interfaces.http.listing import ExportController
 from interfaces.http.live import end_streams_on_exit, events, workers
-from interfaces.http.metrics import http_metrics, metrics
+from interfaces.http.metrics import metrics
 from interfaces.http.queues import QueueController
+from interfaces.http.request_metrics import request_metrics
 from interfaces.http.seeds import SEED_ROUTES
 from interfaces.http.tasks import TaskController
 from interfaces.http.templates import TemplateController
@@ -103,7 +104,7 @@ def create_app(container: Container) -> Litestar:
         exception_handlers={**EXCEPTION_HANDLERS, **AUTH_EXCEPTION_HANDLERS},
         guards=[guard],
         middleware=[
-            http_metrics().middleware,
+            request_metrics,
             Boundary(HostPolicy(settings.allowed_host_list), settings.cors_origin_list),
         ],
         on_startup=[guard.announce],

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 from litestar import Response, get
 from litestar.di import NamedDependency
-from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import REGISTRY, CollectorRegistry, disable_created_metrics, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -28,16 +27,6 @@ PREFIX = "conveyor"
 QUANTILES = (("0.5", "p50_ms"), ("0.95", "p95_ms"))
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` twin per series
-
-
-def http_metrics() -> PrometheusConfig:
-    """Requests, their duration and those in flight, labelled by route template."""
-    return PrometheusConfig(
-        app_name=PREFIX,
-        prefix=PREFIX,
-        group_path=True,  # /api/tasks/{task_id}, not one series per task id
-        exclude=["^/metrics$", "^/health$", "^/ready$"],
-    )
 
 
 class Snapshot(Collector):
