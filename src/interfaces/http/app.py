@@ -102,10 +102,10 @@ def create_app(container: Container) -> Litestar:
             "principal": Provide(provide_principal, sync_to_thread=False),
         },
         exception_handlers={**EXCEPTION_HANDLERS, **AUTH_EXCEPTION_HANDLERS},
-        guards=[guard],
         middleware=[
             request_metrics,
             Boundary(HostPolicy(settings.allowed_host_list), settings.cors_origin_list),
+            guard.middleware,
         ],
         on_startup=[guard.announce],
         lifespan=[lifespan],

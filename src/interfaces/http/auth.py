@@ -12,10 +12,12 @@ from hashlib import sha256
 from typing import Any
 
 from litestar import Request, Response
-from litestar.connection import ASGIConnection
 from litestar.datastructures import Headers
+from litestar.enums import MediaType, ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
-from litestar.handlers import BaseRouteHandler
+from litestar.response.base import ASGIResponse
+from litestar.types import ASGIApp, Receive, Scope, Send
+from pydantic_core import to_json
 
 from infrastructure.logging import get_logger
 from interfaces.http.errors import error_response
@@ -176,25 +178,38 @@ def presented_key(headers: Headers) -> str | None:
 
 class AuthGuard:
     """The app's one guard: it identifies the caller, stores the principal in the scope
-    (see `provide_principal`), and refuses the request when its role falls short."""
+    (see `caller`), and refuses the request when its role falls short.
+
+    It runs as a middleware, after routing (the route's template decides the access it
+    needs): as a litestar guard it cost a copy of the route handler per request."""
 
     def __init__(self, keys: ApiKeys) -> None:
         self._keys = keys
 
-    async def __call__(
-        self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-    ) -> None:
-        # Async though it never waits: litestar runs a sync guard in a worker thread, which
-        # cost a sixth of the API's CPU per request.
-        scope = connection.scope
+    def middleware(self, app: ASGIApp) -> ASGIApp:
+        async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == ScopeType.HTTP:
+                try:
+                    self.admit(scope, Headers.from_scope(scope))
+                except (NotAuthorizedException, PermissionDeniedException) as refused:
+                    # Answered here, through the `send` the outer middleware gave (CORS
+                    # headers for an allowed origin reach a refusal too).
+                    await _refusal(refused)(scope, receive, send)
+                    return
+            await app(scope, receive, send)
+
+        return guarded
+
+    def admit(self, scope: Scope, headers: Headers) -> None:
+        """Store the caller in `scope`; NotAuthorized or PermissionDenied if it may not."""
         required = required_access(scope.get("method", "GET"), scope["path_template"])
-        principal = self._identify(connection.headers)
+        principal = self._identify(headers)
         if principal is not None:
             scope["auth"] = principal
         if required is Access.OPEN:
             return
         if principal is None:
-            raise NotAuthorizedException(self._missing(connection.headers))
+            raise NotAuthorizedException(self._missing(headers))
         if principal.access < required:
             role = required.name.lower()
             raise PermissionDeniedException(
@@ -239,10 +254,22 @@ def caller(request: Request[Any, Any, Any]) -> Principal:
 def unauthorized(_: Request[Any, Any, Any], exc: NotAuthorizedException) -> Response[Any]:
     """401 in the uniform shape, with the challenge RFC 6750 asks of a Bearer API."""
     response = error_response(401, "unauthorized", exc.detail)
-    response.headers["WWW-Authenticate"] = 'Bearer realm="conveyor"'
+    response.headers.update(_CHALLENGE)
     return response
 
 
+def _refusal(exc: NotAuthorizedException | PermissionDeniedException) -> ASGIResponse:
+    """401 or 403 in the uniform shape (`unauthorized` adds the Bearer challenge)."""
+    if isinstance(exc, NotAuthorizedException):
+        body, status, headers = {"error": "unauthorized", "detail": exc.detail}, 401, _CHALLENGE
+    else:
+        body, status, headers = {"error": "forbidden", "detail": exc.detail}, 403, {}
+    return ASGIResponse(
+        body=to_json(body), status_code=status, media_type=MediaType.JSON, headers=headers
+    )
+
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="conveyor"'}
 provide_principal = caller  # the `principal` dependency of the other routes
 
 
