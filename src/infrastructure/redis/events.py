@@ -197,8 +197,10 @@ class EventHub:
         try:
             async for message in pubsub.listen():
                 kind = message.get("type")
-                if kind == "pmessage" and self._take(message["data"]):
-                    await asyncio.sleep(0)  # a burst: the feeds read before the log moves on
+                if kind == "pmessage":
+                    for event in _events(message["data"]):
+                        if self._take(event):
+                            await asyncio.sleep(0)  # a burst: feeds read before the log moves on
                 elif kind == "psubscribe":  # redis-py reconnected and subscribed again
                     log.warning("events.subscription_lost", error="connection dropped")
                     self._broken()
@@ -207,15 +209,8 @@ class EventHub:
         finally:
             self._broken()  # however the listener stops, it carries nothing more
 
-    def _take(self, data: Any) -> bool:
-        """Log a message's events and wake their waiters; True if the feeds were just
-        flushed."""
-        flushed = False
-        for event in _events(data):
-            flushed = self._take_one(event) or flushed
-        return flushed
-
-    def _take_one(self, event: TaskEvent) -> bool:
+    def _take(self, event: TaskEvent) -> bool:
+        """Log an event and wake its waiters; True if the feeds were just flushed."""
         if event.status in _FINAL:
             _wake(self._waiters.get((event.queue, event.task_id), ()))
         if not self._feeds:
