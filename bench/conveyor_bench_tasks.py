@@ -20,8 +20,7 @@ import time
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 
-from application.handlers import TaskContext
-from application.registry import TaskType
+from application.tasks import TaskContext, TaskType
 
 QUEUE = "bench"
 PREFIX = os.environ.get("CONVEYOR_BENCH_PREFIX", "bench:conveyor")

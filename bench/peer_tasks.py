@@ -10,8 +10,7 @@ from __future__ import annotations
 from jobs.shared import QUEUE, noop_async, record_async
 from pydantic import BaseModel, ConfigDict
 
-from application.handlers import TaskContext
-from application.registry import TaskType
+from application.tasks import TaskContext, TaskType
 
 
 class NoopPayload(BaseModel):

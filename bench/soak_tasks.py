@@ -21,8 +21,7 @@ import time
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
-from application.handlers import TaskContext
-from application.registry import TaskType
+from application.tasks import TaskContext, TaskType
 
 QUEUE = "soak"
 PREFIX = os.environ.get("CONVEYOR_SOAK_PREFIX", "bench:soak")

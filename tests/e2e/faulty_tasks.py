@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, field_validator
 
-from application.handlers import TaskContext
-from application.registry import TaskType
+from application.tasks import TaskContext, TaskType
 
 
 class Faulty(BaseModel):

@@ -14,8 +14,7 @@ import redis
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
-from application.handlers import TaskContext
-from application.registry import TaskType
+from application.tasks import TaskContext, TaskType
 
 _client: Redis | None = None
 _sync_client: redis.Redis | None = None

@@ -9,8 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from application.handlers import NonRetryableError, TaskContext
-from application.registry import TaskType
+from application.tasks import NonRetryableError, TaskContext, TaskType
 from infrastructure.tasks.email import EmailAddress
 
 _STEP_MS = 100  # how long a sleep runs between progress reports and cancellation checks

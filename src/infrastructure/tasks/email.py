@@ -13,8 +13,7 @@ from typing import Annotated, Literal
 import aiosmtplib
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from application.handlers import NonRetryableError, TaskContext
-from application.registry import TaskType
+from application.tasks import NonRetryableError, TaskContext, TaskType
 
 # RFC 5322 atext, plus any printable non-ASCII character (RFC 6531 addresses). Deliberately
 # no display name, comment, quoted string, list or group: one bare address, so nothing in

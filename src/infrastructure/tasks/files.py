@@ -13,8 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
-from application.handlers import NonRetryableError, TaskContext
-from application.registry import TaskType
+from application.tasks import NonRetryableError, TaskContext, TaskType
 
 BASE_DIR_CONTEXT_KEY = "files_base_dir"
 """The registry's validation-context key holding the base folder (a `pathlib.Path`)."""
