@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import get, post
+from litestar import Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
@@ -40,22 +38,21 @@ from application.list_tasks import ExportTasks, ListTasks
 from application.templates import template_fields
 from domain.errors import InvalidTask
 from domain.task import Task, TaskStatus
-from domain.values import TaskPage, TaskQuery
-from interfaces.http.auth import Principal
+from interfaces.http.auth import Principal, caller
 from interfaces.http.errors import BODY, QUERY, documented
-from interfaces.http.listing import LimitParam, PageParam, SearchParam, csv_stream, task_query
+from interfaces.http.listing import (
+    LimitParam,
+    PageParam,
+    SearchParam,
+    TaskFilter,
+    csv_stream,
+    exported_tasks,
+    millis,
+    tasks_page,
+)
 from interfaces.http.schemas import BulkOutcomeOut, BulkOutcomesOut, IdsBody, Timestamp
 from interfaces.http.seeds.common import SeedModel
 from interfaces.http.values import DueTime, Payload
-
-
-def _millis(moment: datetime | None) -> int | None:
-    """An ISO 8601 moment in ms; one that names no zone is UTC."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 class JobStatus(StrEnum):
@@ -89,6 +86,9 @@ class ScheduleBody(SeedModel):
     """When to run: an ISO 8601 moment (UTC if it names no zone); none or past: now."""
 
     scheduled_at: DueTime | None = None
+
+    def run_at(self) -> int | None:
+        return None if self.scheduled_at is None else millis(self.scheduled_at)
 
 
 class JobBody(ScheduleBody):
@@ -144,49 +144,22 @@ def _day_or_moment(field: str, text: str | None, *, end: bool = False) -> dateti
         raise InvalidTask(field, "expected YYYY-MM-DD or an ISO 8601 date and time") from None
 
 
-def _job_query(
+def _job_filter(
+    status: JobStatus | None,
     task_type: str | None,
     search: str | None,
     dates: tuple[str | None, str | None],
+    *,
     page: int = 1,
     limit: int = 20,
-) -> TaskQuery:
+) -> TaskFilter:
+    """Seed 001's names onto the listing's filter; its one status may be several of ours."""
     start, end = dates
     created = (_day_or_moment("startDate", start), _day_or_moment("endDate", end, end=True))
-    return task_query(
-        status=None, name=task_type, queue=None, search=search, created=created,
-        page=page, limit=limit,
+    return TaskFilter(
+        statuses=None if status is None else TASK_STATUSES[status], name=task_type,
+        search=search, created=created, page=page, limit=limit,
     )  # fmt: skip
-
-
-async def _page(
-    list_tasks: ListTasks, query: TaskQuery, statuses: Sequence[TaskStatus] | None
-) -> TaskPage:
-    """One page of tasks in any of `statuses` (None: any status), newest first."""
-    if statuses is None or len(statuses) == 1:
-        return await list_tasks.execute(replace(query, status=statuses[0] if statuses else None))
-    top = replace(query, offset=0, limit=query.offset + query.limit)
-    pages = [await list_tasks.execute(replace(top, status=status)) for status in statuses]
-    merged = sorted(
-        (task for page in pages for task in page.items),
-        key=lambda task: (task.created_at, task.id),
-        reverse=True,
-    )
-    totals = [page.total for page in pages]
-    total = None if None in totals else sum(t or 0 for t in totals)
-    return TaskPage(merged[query.offset :][: query.limit], total, None)
-
-
-async def _exported(
-    export_tasks: ExportTasks, query: TaskQuery, statuses: Sequence[TaskStatus] | None
-) -> AsyncIterator[Task]:
-    for status in [None] if statuses is None else statuses:
-        async for task in export_tasks.execute(replace(query, status=status)):
-            yield task
-
-
-def _statuses(status: JobStatus | None) -> tuple[TaskStatus, ...] | None:
-    return None if status is None else TASK_STATUSES[status]
 
 
 def _outcomes(results: list[BulkOutcome]) -> BulkOutcomesOut:
@@ -213,7 +186,7 @@ async def seed001_create_job(
     enqueue_task: NamedDependency[EnqueueTask],
     principal: NamedDependency[Principal],
 ) -> JobOut:
-    task, run_at = data.task, _millis(data.scheduled_at)
+    task, run_at = data.task, data.run_at()
     request = EnqueueRequest(task.type, task.data, run_at=run_at, created_by=principal.name)
     with template_fields():  # task.type, task.data.<field>: seed 001's names too
         return JobOut.of((await enqueue_task.execute(request)).task)
@@ -223,6 +196,7 @@ async def seed001_create_job(
 async def seed001_list_jobs(
     *,
     list_tasks: NamedDependency[ListTasks],
+    request: Request[Any, Any, Any],
     page: PageParam = 1,
     limit: LimitParam = 20,
     status: JobStatusParam = None,
@@ -231,8 +205,8 @@ async def seed001_list_jobs(
     start_date: StartParam = None,
     end_date: EndParam = None,
 ) -> JobsPageOut:
-    query = _job_query(task_type, search, (start_date, end_date), page, limit)
-    result = await _page(list_tasks, query, _statuses(status))
+    wanted = _job_filter(status, task_type, search, (start_date, end_date), page=page, limit=limit)
+    result = await tasks_page(list_tasks, wanted, caller(request))
     pages = None if result.total is None else math.ceil(result.total / limit)
     return JobsPageOut(
         jobs=[JobOut.of(task) for task in result.items],
@@ -250,14 +224,15 @@ async def seed001_list_jobs(
 async def seed001_export_jobs(
     *,
     export_tasks: NamedDependency[ExportTasks],
+    request: Request[Any, Any, Any],
     status: JobStatusParam = None,
     task_type: TaskTypeParam = None,
     search: SearchParam = None,
     start_date: StartParam = None,
     end_date: EndParam = None,
 ) -> Stream:
-    query = _job_query(task_type, search, (start_date, end_date))
-    return await csv_stream(_exported(export_tasks, query, _statuses(status)))
+    wanted = _job_filter(status, task_type, search, (start_date, end_date))
+    return await csv_stream(exported_tasks(export_tasks, wanted, caller(request)))
 
 
 @post(
@@ -273,7 +248,7 @@ async def seed001_duplicate_job(
     principal: NamedDependency[Principal],
     data: JSONBody[ScheduleBody | None] = None,
 ) -> JobOut:
-    run_at = None if data is None else _millis(data.scheduled_at)
+    run_at = None if data is None else data.run_at()
     return JobOut.of((await clone_task.execute(job_id, None, run_at, principal.name)).task)
 
 

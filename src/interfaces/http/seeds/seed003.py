@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from litestar import delete, get, post
+from litestar import Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from pydantic import Field
@@ -26,10 +27,18 @@ from application.list_tasks import ListTasks
 from application.pause_queue import PauseQueue
 from domain.errors import InvalidTask, UnknownTaskType
 from domain.task import PRIORITY_LIMIT, TaskStatus
-from domain.values import TaskPage, TaskQuery
-from interfaces.http.auth import Principal
+from interfaces.http.auth import Principal, caller
 from interfaces.http.errors import BODY, QUERY, documented
-from interfaces.http.listing import CursorParam, LimitParam, PageParam, StatusParam, task_query
+from interfaces.http.listing import (
+    CursorParam,
+    LimitParam,
+    PageParam,
+    StatusParam,
+    TaskFilter,
+    page_out,
+    statuses_of,
+    tasks_page,
+)
 from interfaces.http.schemas import PageOut, QueueStateOut, TaskOut
 from interfaces.http.seeds.common import SeedModel
 from interfaces.http.values import TEN_YEARS_MS, Payload
@@ -82,28 +91,18 @@ async def seed003_enqueue(
         return TaskOut.model_validate((await enqueue_task.execute(request)).task)
 
 
-def _tasks_page(result: TaskPage) -> PageOut:
-    items = [TaskOut.model_validate(task) for task in result.items]
-    return PageOut(items=items, total=result.total, next_cursor=result.next_cursor)
-
-
-def _by_status(status: TaskStatus | None, page: int, limit: int, cursor: str | None) -> TaskQuery:
-    return task_query(
-        status=status, name=None, queue=None, search=None, created=(None, None),
-        page=page, limit=limit, cursor=cursor,
-    )  # fmt: skip
-
-
 @get("/jobs", tags=["seed 003"], summary="List jobs (seed 003)", responses=documented(*QUERY))
 async def seed003_list_jobs(
     *,
     list_tasks: NamedDependency[ListTasks],
+    request: Request[Any, Any, Any],
     status: StatusParam = None,
     page: PageParam = 1,
     limit: LimitParam = 20,
     cursor: CursorParam = None,
 ) -> PageOut:
-    return _tasks_page(await list_tasks.execute(_by_status(status, page, limit, cursor)))
+    wanted = TaskFilter(statuses=statuses_of(status), page=page, limit=limit, cursor=cursor)
+    return page_out(await tasks_page(list_tasks, wanted, caller(request)))
 
 
 @get(
@@ -123,12 +122,13 @@ async def seed003_stats(get_stats: NamedDependency[GetStats]) -> JobCountsOut:
 async def seed003_failed_jobs(
     *,
     list_tasks: NamedDependency[ListTasks],
+    request: Request[Any, Any, Any],
     page: PageParam = 1,
     limit: LimitParam = 20,
     cursor: CursorParam = None,
 ) -> PageOut:
-    query = _by_status(TaskStatus.FAILED, page, limit, cursor)
-    return _tasks_page(await list_tasks.execute(query))
+    wanted = TaskFilter(statuses=(TaskStatus.FAILED,), page=page, limit=limit, cursor=cursor)
+    return page_out(await tasks_page(list_tasks, wanted, caller(request)))
 
 
 @post(
