@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from litestar import post
+from typing import Any
+
+from litestar import Request, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from application.enqueue_task import EnqueueTask
-from interfaces.http.auth import Principal
+from interfaces.http.auth import caller
 from interfaces.http.errors import BODY, documented
 from interfaces.http.schemas import EnqueueBody
 from interfaces.http.seeds.common import SeedModel
@@ -28,9 +30,9 @@ class EnqueuedMessageOut(SeedModel):
 async def seed000_enqueue(
     data: JSONBody[EnqueueBody],
     enqueue_task: NamedDependency[EnqueueTask],
-    principal: NamedDependency[Principal],
+    request: Request[Any, Any, Any],
 ) -> EnqueuedMessageOut:
-    enqueued = await enqueue_task.execute(data.to_request(principal.name))
+    enqueued = await enqueue_task.execute(data.to_request(caller(request).name))
     return EnqueuedMessageOut(id=enqueued.task.id)
 
 

@@ -184,12 +184,12 @@ def _outcomes(results: list[BulkOutcome]) -> BulkOutcomesOut:
 async def seed001_create_job(
     data: JSONBody[JobBody],
     enqueue_task: NamedDependency[EnqueueTask],
-    principal: NamedDependency[Principal],
+    request: Request[Any, Any, Any],
 ) -> JobOut:
-    task, run_at = data.task, data.run_at()
-    request = EnqueueRequest(task.type, task.data, run_at=run_at, created_by=principal.name)
+    task, run_at, creator = data.task, data.run_at(), caller(request).name
+    enqueue = EnqueueRequest(task.type, task.data, run_at=run_at, created_by=creator)
     with template_fields():  # task.type, task.data.<field>: seed 001's names too
-        return JobOut.of((await enqueue_task.execute(request)).task)
+        return JobOut.of((await enqueue_task.execute(enqueue)).task)
 
 
 @get("/api/jobs", tags=["seed 001"], summary="List jobs (seed 001)", responses=documented(*QUERY))

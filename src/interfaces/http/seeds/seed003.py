@@ -81,14 +81,14 @@ def _type_field() -> Iterator[None]:
 async def seed003_enqueue(
     data: JSONBody[JobEnqueueBody],
     enqueue_task: NamedDependency[EnqueueTask],
-    principal: NamedDependency[Principal],
+    request: Request[Any, Any, Any],
 ) -> TaskOut:
-    request = EnqueueRequest(
+    enqueue = EnqueueRequest(
         data.type, data.payload, priority=data.priority, delay_ms=data.delay,
-        created_by=principal.name,
+        created_by=caller(request).name,
     )  # fmt: skip
     with _type_field():
-        return TaskOut.model_validate((await enqueue_task.execute(request)).task)
+        return TaskOut.model_validate((await enqueue_task.execute(enqueue)).task)
 
 
 @get("/jobs", tags=["seed 003"], summary="List jobs (seed 003)", responses=documented(*QUERY))
