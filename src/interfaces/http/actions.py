@@ -11,6 +11,7 @@ from application.change_task import Action, ChangeTask
 from application.clone_task import CloneTask
 from interfaces.http.auth import Principal
 from interfaces.http.errors import BODY, QUERY, documented
+from interfaces.http.listing import QueueParam
 from interfaces.http.schemas import (
     BulkOutcomeOut,
     BulkOutcomesOut,
@@ -19,7 +20,7 @@ from interfaces.http.schemas import (
     RemovedOut,
     TaskOut,
 )
-from interfaces.http.tasks import QueueParam, enqueued_response
+from interfaces.http.tasks import enqueued_response
 
 
 class ActionController(Controller):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post
@@ -15,7 +14,7 @@ from application.get_task import GetTask
 from application.list_tasks import ListTasks
 from domain.errors import DuplicateTask, TaskNotFound
 from domain.values import Enqueued, EnqueueOutcome
-from interfaces.http.auth import Access, Principal, caller, may_read
+from interfaces.http.auth import Principal, caller, may_read
 from interfaces.http.errors import BODY, QUERY, documented
 from interfaces.http.listing import (
     CursorParam,
@@ -23,10 +22,14 @@ from interfaces.http.listing import (
     LimitParam,
     NameParam,
     PageParam,
+    QueueParam,
     SearchParam,
     StatusParam,
+    TaskFilter,
     ToParam,
-    task_query,
+    page_out,
+    statuses_of,
+    tasks_page,
 )
 from interfaces.http.schemas import (
     BulkEnqueueBody,
@@ -39,9 +42,6 @@ from interfaces.http.schemas import (
 )
 from interfaces.http.wire import task_response
 
-QueueParam = Annotated[
-    str | None, QueryParameter(name="queue", pattern=r"^[A-Za-z0-9._:-]{1,128}$")
-]
 WaitParam = Annotated[int, QueryParameter(name="waitMs", ge=0, le=60_000)]
 
 
@@ -88,7 +88,7 @@ class TaskController(Controller):
         self,
         *,
         list_tasks: NamedDependency[ListTasks],
-        principal: NamedDependency[Principal],
+        request: Request[Any, Any, Any],
         status: StatusParam = None,
         task_name: NameParam = None,
         queue: QueueParam = None,
@@ -99,15 +99,11 @@ class TaskController(Controller):
         limit: LimitParam = 20,
         cursor: CursorParam = None,
     ) -> PageOut:
-        query = task_query(
-            status=status, name=task_name, queue=queue, search=search,
+        wanted = TaskFilter(
+            statuses=statuses_of(status), name=task_name, queue=queue, search=search,
             created=(created_from, created_to), page=page, limit=limit, cursor=cursor,
         )  # fmt: skip
-        if principal.access < Access.ADMIN:  # a producer: its own tasks, by the capped scan
-            query = replace(query, created_by=principal.name)
-        result = await list_tasks.execute(query)
-        items = [TaskOut.model_validate(task) for task in result.items]
-        return PageOut(items=items, total=result.total, next_cursor=result.next_cursor)
+        return page_out(await tasks_page(list_tasks, wanted, caller(request)))
 
     @post(
         "/bulk",
