@@ -11,13 +11,32 @@ from typing import Any
 from pydantic import TypeAdapter
 from pydantic_core import to_json
 
-from domain.task import Task, TaskError, TaskStatus
+from domain.task import Attempt, Backoff, Task, TaskError, TaskStatus
 
 _TASK = TypeAdapter(Task)
 _ANY = TypeAdapter(Any)
 _ERROR = TypeAdapter(TaskError)
 
 _TASK_FIELDS = frozenset(field.name for field in dataclasses.fields(Task))
+_REQUIRED = object()
+# The structured fields whose own fields have defaults too: left out within them as well.
+_NESTED: dict[str, TypeAdapter[Any]] = {
+    "backoff": TypeAdapter(Backoff),
+    "error": _ERROR,
+    "history": TypeAdapter(tuple[Attempt, ...]),
+}
+# Each field with its default, in the order of the dataclass; _REQUIRED where there is none.
+_DEFAULTS = tuple(
+    (
+        field.name,
+        field.default
+        if field.default is not dataclasses.MISSING
+        else field.default_factory()
+        if field.default_factory is not dataclasses.MISSING
+        else _REQUIRED,
+    )
+    for field in dataclasses.fields(Task)
+)
 JSON_FIELDS = frozenset({"payload", "backoff", "result", "error", "progress", "history"})
 # What a settle may change; the rest is written once, at enqueue (history is appended).
 MUTABLE_FIELDS = (
@@ -57,12 +76,24 @@ def fingerprint(task: Task) -> str:
 def encode(task: Task) -> dict[str, str]:
     """The fields that differ from the Task's defaults, as hash values (JSON for the
     structured ones); `decode` fills the rest in. The status is always there: the scripts
-    read it."""
-    dumped: dict[str, Any] = _TASK.dump_python(
-        task, mode="json", exclude_none=True, exclude_defaults=True
-    )
-    dumped["status"] = task.status.value
-    return {name: _text(name, value) for name, value in dumped.items()}
+    read it. What pydantic's dump with `exclude_defaults` gives, a third of its cost (a
+    bulk enqueue encodes thousands of tasks)."""
+    fields: dict[str, str] = {}
+    for name, default in _DEFAULTS:
+        value = getattr(task, name)
+        if default is _REQUIRED or (value is not default and value != default):
+            if name in _NESTED:
+                fields[name] = (
+                    _NESTED[name]
+                    .dump_json(value, exclude_defaults=True, exclude_none=True)
+                    .decode()
+                )
+            elif name in JSON_FIELDS:
+                fields[name] = to_json(value).decode()
+            else:
+                fields[name] = str(value)
+    fields["status"] = task.status.value
+    return fields
 
 
 def encode_changes(task: Task) -> tuple[dict[str, str], list[str]]:
@@ -118,9 +149,3 @@ def decode(fields: Mapping[str, str] | list[str]) -> Task:
         if name in _TASK_FIELDS  # the hash also keeps index bookkeeping (ix, tokens, ...)
     }
     return _TASK.validate_python(data)
-
-
-def _text(name: str, value: Any) -> str:
-    if name in JSON_FIELDS:
-        return to_json(value).decode()
-    return str(value)
