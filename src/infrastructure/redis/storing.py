@@ -60,22 +60,12 @@ def _call(tasks: Sequence[Task]) -> tuple[list[str], list[str]]:
     return script_keys, [codec.encode_json(described), keys.prefix, keys.queue]
 
 
-def _described(task: Task) -> dict[str, Any]:
+def _described(task: Task) -> dict[str, str]:
+    """The task's hash as the script stores it: its fields, its fingerprint and its words."""
     fields = codec.encode(task)
     fields["fp"] = codec.fingerprint(task)
-    tokens = task_tokens(task.name, task.payload)
-    fields["tokens"] = " ".join(tokens)
-    return {
-        "id": task.id,
-        "name": task.name,
-        "fp": fields["fp"],
-        "status": task.status.value,
-        "run_at": task.run_at,
-        "created_at": task.created_at,
-        "priority": task.priority,
-        "tokens": tokens,
-        "fields": fields,
-    }
+    fields["tokens"] = " ".join(task_tokens(task.name, task.payload))
+    return fields
 
 
 async def _record_batch(client: Redis, batch_id: str, results: Sequence[Enqueued]) -> None:

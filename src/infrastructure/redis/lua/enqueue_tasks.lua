@@ -9,11 +9,11 @@ KEYS[3i + 3] task hash             <prefix>task:<id>        for the i-th task
 KEYS[3i + 4] removal reservation   <prefix>removed:<id>     for the i-th task
 KEYS[3i + 5] the id index entry    conveyor:id:<id>         which queue holds the id
 
-ARGV[1] a JSON array; the i-th element describes the i-th task:
-        {id, name, fp (fingerprint of name, payload and creator), status ("waiting" | "delayed"),
-         run_at (ms), created_at (ms), priority, tokens (search tokens),
-         fields (the task hash as an object of strings)}
-        One argument for the whole batch keeps the client's packing cheap.
+ARGV[1] a JSON array; the i-th element is the i-th task's hash, an object of strings, which
+        holds (besides the task's own fields) fp, its fingerprint of name, payload and
+        creator, and tokens, its search words separated by spaces; priority is absent when 0.
+        One argument for the whole batch keeps the client's packing cheap, and the hash
+        alone (nothing repeated beside it) keeps it small.
 ARGV[2] the queue's key prefix, conveyor:{<queue>}:
 ARGV[3] the queue's name
 
@@ -41,32 +41,34 @@ local function store(task, key)
   seq = seq + 1
   -- Creation order, strictly increasing within the queue: listing pages on it with a
   -- cursor. The creation time in ms * 1000, or just above the last one given.
-  local ix = math.max(task.created_at * 1000, last_ix + 1)
+  local ix = math.max(tonumber(task.created_at) * 1000, last_ix + 1)
   last_ix, stored = ix, true
   local flat = {'ix', ix}
-  for field, value in pairs(task.fields) do
+  for field, value in pairs(task) do
     flat[#flat + 1] = field
     flat[#flat + 1] = value
   end
   redis.call('HSET', key, unpack(flat))
+  local id = task.id
   if task.status == 'delayed' then
-    redis.call('ZADD', KEYS[2], task.run_at, task.id)
+    local run_at = tonumber(task.run_at)
+    redis.call('ZADD', KEYS[2], run_at, id)
     -- Only a new earliest due time changes how long idle workers should sleep.
-    if earliest == nil or task.run_at < earliest then
-      earliest = task.run_at
+    if earliest == nil or run_at < earliest then
+      earliest = run_at
       wake = true
     end
   else
-    redis.call('ZADD', KEYS[1], wait_score(task.priority, seq), task.id)
+    redis.call('ZADD', KEYS[1], wait_score(tonumber(task.priority or '0'), seq), id)
     wake = true
   end
-  reindex(prefix, task.id, task.name, ix, nil, task.status)
-  redis.call('ZADD', prefix .. K['ids'], 0, task.id)
+  reindex(prefix, id, task.name, ix, nil, task.status)
+  redis.call('ZADD', prefix .. K['ids'], 0, id)
   names[task.name] = true
-  for _, token in ipairs(task.tokens) do
-    redis.call('ZADD', prefix .. K['token'] .. token, ix, task.id)
+  for token in string.gmatch(task.tokens, '%S+') do
+    redis.call('ZADD', prefix .. K['token'] .. token, ix, id)
   end
-  announce(prefix, queue, task.id, task.name, task.status)
+  announce(prefix, queue, id, task.name, task.status)
 end
 
 local function enqueue(task, key, reservation, owner_key)
