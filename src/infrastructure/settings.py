@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -44,6 +45,11 @@ class Settings(BaseSettings):
     retain_failed_ms: int = Field(default=30 * 86_400_000, ge=0, description="0 = forever")
     retain_cancelled_ms: int = Field(default=7 * 86_400_000, ge=0, description="0 = forever")
     worker_concurrency: int = Field(default=10, ge=1)
+    worker_processes: int = Field(
+        default_factory=lambda: max(os.cpu_count() or 1, 1),
+        ge=1,
+        description="child processes per worker for executor='process' task types",
+    )
     worker_queues: str = "default"
     files_base_dir: Path = Path("./data/files")
     redis_data_dir: Path = Path("./data/redis")

@@ -25,15 +25,19 @@ from application.get_task import GetTask
 from application.list_tasks import ExportTasks, ListTasks
 from application.pause_queue import PauseQueue
 from application.recover_stalled import RecoverStalled
+from application.registry import TaskRegistry
 from application.running.leases import LeaseKeeper
 from application.running.process_task import ProcessPolicy, ProcessTask
 from application.sweep_finished import Retention, SweepFinished
 from application.templates import CreateTemplate, DeleteTemplate, ListTemplates, UseTemplate
 from application.watch_events import WatchEvents
 from application.workers import Heartbeat, ListWorkers
+from infrastructure.children.child import ChildSpec
+from infrastructure.children.pool import ChildPool
 from infrastructure.ids import new_ulid
 from infrastructure.lock import RedlockService
 from infrastructure.logging import get_logger
+from infrastructure.redaction import secrets_in
 from infrastructure.redis.audit import RedisAuditLog
 from infrastructure.redis.client import create_blocking_redis, create_lock_redis, create_redis
 from infrastructure.redis.events import EventHub
@@ -111,6 +115,22 @@ def _process_policy(settings: Settings) -> ProcessPolicy:
     )
 
 
+async def _child_pool(settings: Settings, registry: TaskRegistry) -> AsyncIterator[ChildPool]:
+    """The worker's child processes; none is started until a process task type runs."""
+    spec = ChildSpec(
+        modules=tuple(registry.child_modules),
+        context=registry.context,
+        log_level=settings.log_level,
+        log_format=settings.log_format,
+        secrets=tuple(secrets_in(settings)),
+    )
+    pool = ChildPool(spec, settings.worker_processes, get_logger("conveyor.worker"))
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
 def _retention(settings: Settings) -> Retention:
     return Retention(
         completed_ms=settings.retain_completed_ms,
@@ -163,6 +183,7 @@ class Container(containers.DeclarativeContainer):
     registry = providers.Singleton(build_registry, settings=settings)
     queues = providers.Singleton(configured_queues, settings=settings, registry=registry)
     locks = providers.Singleton(RedlockService, masters=lock_masters)
+    child_pool = providers.Resource(_child_pool, settings=settings, registry=registry)
     event_hub = providers.Resource(
         _event_hub,
         client=redis,
@@ -238,6 +259,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         log=log,
         rng=rng,
+        children=child_pool,
     )
     lease_keeper = providers.Factory(LeaseKeeper, queue=queue, locks=locks, clock=clock, log=log)
     recover_stalled = providers.Factory(

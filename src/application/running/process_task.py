@@ -10,10 +10,11 @@ from random import Random
 from typing import Any
 
 from application.clock import Clock
-from application.handlers import Logger, NonRetryableError, TaskContext
+from application.handlers import Logger, TaskContext
 from application.registry import TaskRegistry, TaskType
+from application.running.children import IChildPool
 from application.running.execution import Execution
-from application.running.failures import failure_from, json_value
+from application.running.failures import failure_from, json_value, unstorable
 from application.running.progress import ProgressReporter
 from application.running.run_handler import Interrupted, run_handler
 from domain.errors import LockLost, LockNotAcquired, QueueUnavailable, SchedulerError
@@ -38,9 +39,10 @@ class ProcessPolicy:
 
     def extension_budget(self, task: Task, task_type: TaskType) -> int | None:
         """How often the lock service may renew the lock: enough for the whole timeout and
-        the grace. A sync handler cannot be stopped, only asked to stop; it may outlive
-        its timeout, and its lock must outlive it, so its budget is unbounded."""
-        if not task_type.is_async:
+        the grace. A sync handler in a thread cannot be stopped, only asked to stop; it may
+        outlive its timeout, and its lock must outlive it, so its budget is unbounded (one
+        in a child process is stopped by ending its child)."""
+        if not (task_type.is_async or task_type.in_child):
             return None
         renewals = (task.timeout_ms + self.shutdown_grace_ms) / (self.lock_ttl_ms / 3)
         return math.ceil(renewals) + 2
@@ -67,8 +69,10 @@ class ProcessTask:
         clock: Clock,
         log: Logger,
         rng: Random | None = None,
+        children: IChildPool | None = None,
     ) -> None:
         self._queue = queue
+        self._children = children
         self._locks = locks
         self._registry = registry
         self._policy = policy
@@ -145,7 +149,7 @@ class ProcessTask:
         progress = ProgressReporter(self._queue, task, self._log)
         ctx = self._context(task, progress)
         try:
-            result = await run_handler(execution, task_type, payload, ctx)
+            result = await run_handler(execution, task_type, payload, ctx, self._children)
         except Interrupted:
             ctx.cancel()
             return self._interrupted(execution)
@@ -156,11 +160,8 @@ class ProcessTask:
             await progress.flush()
         try:
             return task.complete(json_value(result), self._clock())
-        except ValueError as unstorable:
-            failure = failure_from(
-                NonRetryableError(f"the handler's result cannot be stored: {unstorable}")
-            )
-            return task.fail(failure, self._clock(), self._rng)
+        except ValueError as reason:
+            return task.fail(unstorable(reason), self._clock(), self._rng)
 
     def _interrupted(self, execution: Execution) -> Task | None:
         reason = execution.reason

@@ -1,4 +1,5 @@
-"""Running one handler within its timeout: async in the worker's task, sync in a thread."""
+"""Running one handler within its timeout: async in the worker's task, sync in a thread,
+or in a child process."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from application.handlers import TaskContext
 from application.registry import TaskType
+from application.running.children import ChildJob, IChildPool
 from application.running.execution import Execution
 from domain.task import Interruption
 
@@ -19,7 +21,11 @@ class Interrupted(Exception):
 
 
 async def run_handler(
-    execution: Execution, task_type: TaskType, payload: Any, ctx: TaskContext
+    execution: Execution,
+    task_type: TaskType,
+    payload: Any,
+    ctx: TaskContext,
+    children: IChildPool | None = None,
 ) -> Any:
     """The handler's result, or its exception as raised; `Interrupted` if cut short."""
     if execution.reason is not None:
@@ -27,6 +33,13 @@ async def run_handler(
     timeout_s = execution.task.timeout_ms / 1000
     if task_type.is_async:
         return await _run_async(execution, task_type.handler(payload, ctx), timeout_s)
+    if task_type.in_child:
+        # Cancelling the pool's call ends the child: the async path's timer and abort
+        # hook stop it as they stop an async handler.
+        if children is None:
+            raise RuntimeError(f"task type {task_type.name!r} needs a worker's child processes")
+        job = ChildJob.of(execution.task)
+        return await _run_async(execution, children.run(job, ctx.report_progress), timeout_s)
     call = functools.partial(contextvars.copy_context().run, task_type.handler, payload, ctx)
     return await _run_sync(execution, call, ctx, timeout_s)
 
