@@ -55,6 +55,7 @@ def crunch(payload: Crunch, ctx: TaskContext) -> dict[str, object]:
     if payload.fail == "exit":
         os._exit(3)
     ctx.report_progress({"done": True})
+    ctx.log.info("crunch.done", spins=spins)
     return {"pid": os.getpid(), "attempt": ctx.attempt, "fence": ctx.fence,
             "taskId": ctx.task_id, "queue": ctx.queue}  # fmt: skip
 

@@ -61,6 +61,10 @@ def test_a_process_task_runs_in_a_child_with_its_context(
     assert result == {"pid": result["pid"], "attempt": 1, "fence": done["fence"],
                       "taskId": task["id"], "queue": "default"}  # fmt: skip
     assert done["progress"] == {"done": True}
+    (line,) = wait_until(lambda: [x for x in worker.lines() if x["event"] == "crunch.done"])
+    assert line["logger"] == "conveyor.child"
+    assert (line["task_id"], line["task_name"], line["attempt"]) == (task["id"], "crunch", 1)
+    assert line["worker_id"] == done["workerId"]
 
 
 def test_what_a_child_s_handler_raises_steers_the_task_as_inline(children: Cluster) -> None:

@@ -28,10 +28,13 @@ class ChildJob:
     queue: str
     attempt: int
     fence: int
+    worker_id: str | None = None  # for the child's log lines
 
     @classmethod
     def of(cls, task: Task) -> ChildJob:
-        return cls(task.name, task.payload, task.id, task.queue, task.attempt, task.fence)
+        return cls(
+            task.name, task.payload, task.id, task.queue, task.attempt, task.fence, task.worker_id
+        )
 
 
 class ChildDied(Exception):

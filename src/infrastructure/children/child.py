@@ -54,9 +54,8 @@ def _answer_jobs(conn: Connection, registry: TaskRegistry, log: Logger) -> None:
     conn.send(("ready", None))
     while True:
         job: ChildJob = conn.recv()
-        bind_task(
-            task_id=job.task_id, task_name=job.task_name, queue=job.queue, attempt=job.attempt
-        )
+        bind_task(task_id=job.task_id, task_name=job.task_name, queue=job.queue,
+                  attempt=job.attempt, worker_id=job.worker_id)  # fmt: skip
         reply = run_job(registry, job, progress.report, log)
         progress.flush()
         conn.send(reply)

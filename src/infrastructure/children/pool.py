@@ -39,6 +39,8 @@ class _Child:
         self.process = _SPAWN.Process(
             target=serve, args=(child_end, spec), name="conveyor-child", daemon=True
         )
+        # In the event loop: fork, exec and a few hundred bytes down a pipe, 0.5-5 ms here,
+        # once per child; its imports happen in the child, before its "ready".
         self.process.start()
         child_end.close()
         assert self.process.pid is not None
