@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.task import Attempt, Backoff, Task, TaskError, TaskStatus
-from interfaces.http.schemas import TaskOut
+from interfaces.http.schemas import TaskOut, _from_millis, _iso, time_text
 from interfaces.http.wire import task_wire
 
 MS = st.integers(min_value=-(10**15), max_value=10**15)  # the years 1-9999 and beyond
@@ -50,3 +50,8 @@ TASKS = st.builds(
 def test_task_wire_is_what_task_out_dumps(task: Task) -> None:
     expected = TaskOut.model_validate(task).model_dump(mode="json", by_alias=True)
     assert task_wire(task) == expected
+
+
+@given(MS)
+def test_a_time_s_text_is_the_timestamp_field_s(value: int) -> None:
+    assert time_text(value) == _iso(_from_millis(value))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import lru_cache
@@ -12,7 +12,6 @@ from hashlib import sha256
 from typing import Any
 
 from litestar import Request, Response
-from litestar.datastructures import Headers
 from litestar.enums import MediaType, ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.response.base import ASGIResponse
@@ -168,12 +167,25 @@ def _check_unique(keys: list[tuple[str, Principal]]) -> None:
             raise ApiKeyError(f"API_KEYS gives {principal.name!r} two different roles")
 
 
-def presented_key(headers: Headers) -> str | None:
+def presented_key(headers: Mapping[str, str]) -> str | None:
     """The key of `Authorization: Bearer <key>`, else of `X-API-Key: <key>`."""
     scheme, _, credentials = headers.get("authorization", "").strip().partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
     return headers.get("x-api-key", "").strip() or None
+
+
+_KEY_HEADERS = (b"authorization", b"x-api-key")
+
+
+def _key_headers(scope: Scope) -> dict[str, str]:
+    """The headers a key may come in (the first of each), read from the scope in one pass:
+    a parsed copy of every header cost more than the rest of the check."""
+    found: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        if name.lower() in _KEY_HEADERS:
+            found.setdefault(name.lower().decode(), value.decode("latin-1"))
+    return found
 
 
 class AuthGuard:
@@ -190,7 +202,7 @@ class AuthGuard:
         async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] == ScopeType.HTTP:
                 try:
-                    self.admit(scope, Headers.from_scope(scope))
+                    self.admit(scope, _key_headers(scope) if self._keys.enabled else {})
                 except (NotAuthorizedException, PermissionDeniedException) as refused:
                     # Answered here, through the `send` the outer middleware gave (CORS
                     # headers for an allowed origin reach a refusal too).
@@ -200,7 +212,7 @@ class AuthGuard:
 
         return guarded
 
-    def admit(self, scope: Scope, headers: Headers) -> None:
+    def admit(self, scope: Scope, headers: Mapping[str, str]) -> None:
         """Store the caller in `scope`; NotAuthorized or PermissionDenied if it may not."""
         required = required_access(scope.get("method", "GET"), scope["path_template"])
         principal = self._identify(headers)
@@ -216,14 +228,14 @@ class AuthGuard:
                 f"this route needs the {role} role; key {principal.name!r} is a {principal.role}"
             )
 
-    def _identify(self, headers: Headers) -> Principal | None:
+    def _identify(self, headers: Mapping[str, str]) -> Principal | None:
         if not self._keys.enabled:
             return ANONYMOUS
         key = presented_key(headers)
         return self._keys.identify(key) if key is not None else None
 
     @staticmethod
-    def _missing(headers: Headers) -> str:
+    def _missing(headers: Mapping[str, str]) -> str:
         if presented_key(headers) is None:
             return "an API key is required: send Authorization: Bearer <key> or X-API-Key: <key>"
         return "the API key is not valid"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -43,7 +44,7 @@ def _from_millis(value: Any) -> Any:
     if not isinstance(value, int):
         return value
     if _EARLIEST_MS < value < _LATEST_MS:
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
+        return _EPOCH + timedelta(milliseconds=value)  # exact: value / 1000 rounds far ones
     # A stored time outside datetime's years 1-9999 (written before due times were
     # bounded, say) shows as the nearest one it can: one such task must not fail a whole
     # page of a listing.
@@ -55,10 +56,18 @@ def _iso(value: datetime) -> str:
 
 
 def time_text(value: int) -> str:
-    """A stored time (ms) as the wire writes it: ISO 8601, UTC, to the millisecond."""
-    moment = _from_millis(value)
-    assert isinstance(moment, datetime)
-    return _iso(moment)
+    """A stored time (ms) as the wire writes it: ISO 8601, UTC, to the millisecond (what
+    `_iso(_from_millis(value))` gives; the second's text is kept, since an answer's times
+    mostly share their second)."""
+    if not _EARLIEST_MS < value < _LATEST_MS:
+        return _iso(_from_millis(value))
+    second, millisecond = divmod(value, 1000)
+    return f"{_second_text(second)}.{millisecond:03d}Z"
+
+
+@functools.lru_cache(maxsize=256)
+def _second_text(second: int) -> str:
+    return datetime.fromtimestamp(second, tz=UTC).replace(tzinfo=None).isoformat()
 
 
 Timestamp = Annotated[
