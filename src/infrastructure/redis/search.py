@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +14,7 @@ _MAX_STRINGS = 64  # string values looked at per payload
 
 def task_tokens(name: str, payload: Any) -> list[str]:
     """Distinct lowercase words of the task name and of its payload's string values."""
-    found: dict[str, None] = dict.fromkeys(words(name))
+    found: dict[str, None] = dict.fromkeys(_name_words(name))
     for text in _strings(payload, _MAX_STRINGS):
         found.update(dict.fromkeys(words(text)))
         if len(found) >= _MAX_TOKENS:
@@ -23,6 +24,12 @@ def task_tokens(name: str, payload: Any) -> list[str]:
 
 def words(text: str) -> list[str]:
     return [word.lower() for word in _WORD.findall(text)]
+
+
+@functools.lru_cache(maxsize=1024)
+def _name_words(name: str) -> tuple[str, ...]:
+    """A task type's words: the few names of a deployment, worked out once each."""
+    return tuple(words(name))
 
 
 def _strings(value: Any, budget: int) -> Iterator[str]:

@@ -83,10 +83,10 @@ async def _record_batch(client: Redis, batch_id: str, results: Sequence[Enqueued
             await pipe.execute()
 
 
-def _enqueued(task: Task, reply: list[Any]) -> Enqueued:
-    code = int(reply[0])
-    if code == Code.EXISTS:
+def _enqueued(task: Task, reply: int | list[Any]) -> Enqueued:
+    if isinstance(reply, list):  # EXISTS, with the task's hash
         return Enqueued(codec.decode(reply[1]), EnqueueOutcome.EXISTING)
+    code = reply  # a bare code
     if code == Code.REMOVED:
         return Enqueued(task, EnqueueOutcome.REMOVED)
     if code == Code.OK:

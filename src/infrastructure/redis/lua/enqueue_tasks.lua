@@ -17,11 +17,11 @@ ARGV[1] a JSON array; the i-th element is the i-th task's hash, an object of str
 ARGV[2] the queue's key prefix, conveyor:{<queue>}:
 ARGV[3] the queue's name
 
-Returns one reply per task, in order:
-        {0}           created
+Returns one reply per task, in order (a bare code where nothing comes with it):
+        0             created
         {1, fields}   a task with this id and fingerprint exists: its hash
-        {2}           removed within the idempotency window, same fingerprint
-        {-5}          the id is held by a task (or reservation) with another fingerprint,
+        2             removed within the idempotency window, same fingerprint
+        -5            the id is held by a task (or reservation) with another fingerprint,
                       or by another queue: an id names one task across the deployment
 ]]
 local tasks = cjson.decode(ARGV[1])
@@ -74,19 +74,19 @@ end
 local function enqueue(task, key, reservation, owner_key)
   local owner = redis.call('GET', owner_key)
   if owner and owner ~= queue then
-    return {-5}
+    return -5
   end
   local existing = redis.call('HGET', key, 'fp')
   if existing then
-    return existing == task.fp and {1, redis.call('HGETALL', key)} or {-5}
+    return existing == task.fp and {1, redis.call('HGETALL', key)} or -5
   end
   local reserved = redis.call('GET', reservation)
   if reserved then
-    return reserved == task.fp and {2} or {-5}
+    return reserved == task.fp and 2 or -5
   end
   store(task, key)
   redis.call('SET', owner_key, queue)  -- no expiry while the task exists
-  return {0}
+  return 0
 end
 
 for i, task in ipairs(tasks) do
