@@ -11,7 +11,7 @@ Rows:
 - "conveyor-http": enqueue by POST /api/tasks (bulk: POST /api/tasks/bulk, at most 1,000
   tasks a request) to a `conveyor api` the driver starts around each client run, over one
   kept-open HTTP connection.
-Both use ONE `conveyor worker` process; every task takes its pottery Redlock.
+Both use ONE `conveyor worker` process; every task runs under its Redlock lock:task:<id>.
 """
 
 from __future__ import annotations
@@ -78,12 +78,13 @@ class Conveyor(Adapter):
     has_bulk = True
     bulk_api = "EnqueueTask.execute_many (one pipeline of EVALSHA per call)"
     notes = (
-        "every task takes a pottery AIORedlock on lock:task:<id> before its handler runs and "
-        f"releases it after (one master: the queue's Redis; TTL {LOCK_TTL_MS} ms = the "
-        "LOCK_TTL_MS default, renewed every TTL/3 while a task runs); no peer pays for a lock.",
-        "per task: claim (Lua, batched up to the free slots) + lock acquire + job body + "
-        "settle (Lua, which also releases the lock: it lives on the same Redis); completed "
-        "tasks are kept in Redis (no retention bound).",
+        "every task runs under its Redlock lock:task:<id> (one master: the queue's Redis; "
+        f"TTL {LOCK_TTL_MS} ms = the LOCK_TTL_MS default, renewed every TTL/3 while a task "
+        "runs): the claim script takes it with a value pottery can extend and release, and "
+        "the settle script releases it; no peer pays for a lock.",
+        "per task: job body + settle (one Lua call that records the outcome, releases the "
+        "lock and claims the next task with its lock); completed tasks are kept in Redis "
+        "(no retention bound).",
         "worker LOG_LEVEL=WARNING (the default INFO writes one JSON line per task outcome).",
         "enqueue = EnqueueTask.execute in the client process (pydantic validation of the "
         "payload + one Lua script per task), not over HTTP; see conveyor-http for that.",
