@@ -139,3 +139,24 @@ async def test_metrics_need_the_admin_key_when_keys_are_set(
     assert (producer.status_code, producer.json()["error"]) == (403, "forbidden")
     assert admin.status_code == 200
     assert value(samples(admin.text), "conveyor_workers") == 0
+
+
+async def test_a_request_the_boundary_refuses_is_counted_with_its_refusal(client: Client) -> None:
+    def posts(text: str) -> dict[str | None, float]:
+        return {
+            dict(labels).get("status_code"): count
+            for (name, labels), count in samples(text).items()
+            if name == "conveyor_requests_total"
+            and dict(labels).get("path") == "/api/tasks"
+            and dict(labels).get("method") == "POST"
+        }
+
+    before = posts((await client.get("/metrics")).text)  # the series are the process's
+    refused = await client.post(
+        "/api/tasks", content=b"taskName=echo", headers={"content-type": "text/plain"}
+    )
+    assert refused.status_code == 415
+    after = posts((await client.get("/metrics")).text)
+
+    changed = {code: after[code] - before.get(code, 0) for code in after}
+    assert {code: delta for code, delta in changed.items() if delta} == {"415": 1.0}

@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -62,6 +63,9 @@ def request_metrics(app: ASGIApp) -> ASGIApp:
         in_flight.inc()
         try:
             await app(scope, receive, sent)
+        except HTTPException as refused:  # raised before any answer (the boundary's checks):
+            status[0] = refused.status_code  # litestar's outer handler sends it, past `sent`
+            raise
         finally:
             in_flight.dec()
             requests, duration, errors = _series(method, path, status[0])
