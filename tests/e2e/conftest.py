@@ -150,6 +150,14 @@ def _logged(proc: Proc, event: str) -> bool:
 
 
 @pytest.fixture
+def records() -> Iterator[redis.Redis]:
+    """A client of the test Redis, where probe tasks record what they did."""
+    client = redis.Redis.from_url(TEST_REDIS_URL, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     flush = redis.Redis.from_url(TEST_REDIS_URL)
     flush.flushdb()

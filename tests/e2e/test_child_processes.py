@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 
 import psutil
 import pytest
 import redis
 
-from tests.conftest import TEST_REDIS_URL
 from tests.e2e.conftest import LOCK_TTL_MS, Cluster, Proc, wait_until
 from tests.e2e.test_worker import at
 
 MODULES = {"CONVEYOR_TASK_MODULES": "infrastructure.tasks.demo,tests.e2e.child_tasks"}
 RETRY_IN_1S = {"type": "fixed", "delay": 1_000, "jitter": False}
-
-
-@pytest.fixture
-def records() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(TEST_REDIS_URL, decode_responses=True)
-    yield client
-    client.close()
 
 
 @pytest.fixture

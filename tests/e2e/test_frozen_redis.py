@@ -29,13 +29,6 @@ def server(tmp_path: Path) -> Iterator[FreezableRedis]:
         yield started
 
 
-@pytest.fixture
-def records() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(TEST_REDIS_URL, decode_responses=True)
-    yield client
-    client.close()
-
-
 def timed(cluster: Cluster, method: str, path: str, body: Any = None) -> tuple[Any, float]:
     started = time.monotonic()
     response = cluster.http.request(method, path, json=body)

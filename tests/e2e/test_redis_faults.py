@@ -20,13 +20,6 @@ PROBES = "infrastructure.tasks.demo,tests.e2e.probe_tasks"
 
 
 @pytest.fixture
-def records() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(TEST_REDIS_URL, decode_responses=True)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def servers(tmp_path: Path) -> Iterator[list[EmbeddedRedis]]:
     """Redis servers of the test's own (AOF on), on free ports, stopped by PID at the end."""
     started: list[EmbeddedRedis] = []

@@ -6,22 +6,12 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 
-import pytest
 import redis
 
-from tests.conftest import TEST_REDIS_URL
 from tests.e2e.conftest import LOCK_TTL_MS, Cluster, Proc, wait_until
 
 PROBES = {"CONVEYOR_TASK_MODULES": "infrastructure.tasks.demo,tests.e2e.probe_tasks"}
-
-
-@pytest.fixture
-def records() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(TEST_REDIS_URL, decode_responses=True)
-    yield client
-    client.close()
 
 
 def starts(records: redis.Redis, key: str) -> list[str]:
