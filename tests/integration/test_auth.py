@@ -25,6 +25,7 @@ from infrastructure.settings import Settings
 from interfaces.container import Container, resolve
 from interfaces.http.app import MAX_BODY_BYTES, create_app
 from interfaces.http.auth import Principal
+from tests.asgi import post_scope
 from tests.conftest import LOCAL
 
 Client = AsyncTestClient[Any]
@@ -279,21 +280,9 @@ async def test_an_oversized_streamed_body_is_413_too(redis_url: str, tmp_path: P
 
 
 def streamed_post(path: str, headers: list[tuple[bytes, bytes]]) -> Any:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"testserver"), (b"transfer-encoding", b"chunked"), *headers],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-        "state": {},
-    }
+    return post_scope(
+        path, [(b"host", b"testserver"), (b"transfer-encoding", b"chunked"), *headers]
+    )
 
 
 # --- audit log ------------------------------------------------------------------------------

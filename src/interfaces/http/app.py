@@ -13,6 +13,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Reference, SecurityScheme
 from litestar.plugins.pydantic import PydanticPlugin
+from litestar.types import Receive, Scope, Send
 
 from infrastructure.logging import get_logger
 from interfaces.container import Container, resolve
@@ -28,6 +29,7 @@ from interfaces.http.metrics import metrics
 from interfaces.http.queues import QueueController
 from interfaces.http.request_metrics import request_metrics
 from interfaces.http.seeds import SEED_ROUTES
+from interfaces.http.shortcut import EnqueueShortcut
 from interfaces.http.tasks import TaskController
 from interfaces.http.templates import TemplateController
 
@@ -45,15 +47,40 @@ def _provide(factory: Callable[[], Any]) -> Provide:
     return Provide(provider, use_cache=True)
 
 
-def create_app(container: Container) -> Litestar:
+class ConveyorApp(Litestar):
+    """The litestar app, with the enqueue route's shortcut in front of it (see `shortcut`)."""
+
+    __slots__ = ("shortcut",)
+
+    def __init__(self, shortcut: EnqueueShortcut | None, **config: Any) -> None:
+        super().__init__(**config)
+        self.shortcut = shortcut
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        shortcut = self.shortcut
+        if shortcut is not None and shortcut.takes(scope):
+            await shortcut(scope, receive, send, self._framework)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def _framework(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
+
+
+def create_app(container: Container, *, shortcut: bool = True) -> ConveyorApp:
+    """The API; `shortcut=False` leaves every request to litestar (to compare the two)."""
     settings = container.settings()
     guard = AuthGuard(ApiKeys.parse(settings.api_keys))  # a bad API_KEYS stops the start
+    hosts = HostPolicy(settings.allowed_host_list)
+    fast = EnqueueShortcut(hosts, guard, MAX_BODY_BYTES) if shortcut else None
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await container.init_resources()  # type: ignore[misc]
         registry = await resolve(container.registry)
         end_streams_on_exit((await resolve(container.event_hub)).end_streams)
+        if fast is not None:
+            fast.start(await resolve(container.enqueue_task))
         get_logger("conveyor.http").info("api.started", task_types=registry.names)
         # What start-up allocated lives as long as the process: keep the collector from
         # walking it again and again (its full passes were the API's p99 under load).
@@ -63,7 +90,8 @@ def create_app(container: Container) -> Litestar:
         finally:
             await container.shutdown_resources()  # type: ignore[misc]
 
-    return Litestar(
+    return ConveyorApp(
+        fast,
         route_handlers=[
             TaskController,
             ExportController,
@@ -104,7 +132,7 @@ def create_app(container: Container) -> Litestar:
         exception_handlers={**EXCEPTION_HANDLERS, **AUTH_EXCEPTION_HANDLERS},
         middleware=[
             request_metrics,
-            Boundary(HostPolicy(settings.allowed_host_list), settings.cors_origin_list),
+            Boundary(hosts, settings.cors_origin_list),
             guard.middleware,
         ],
         on_startup=[guard.announce],

@@ -215,7 +215,7 @@ class AuthGuard:
     def admit(self, scope: Scope, headers: Mapping[str, str]) -> None:
         """Store the caller in `scope`; NotAuthorized or PermissionDenied if it may not."""
         required = required_access(scope.get("method", "GET"), scope["path_template"])
-        principal = self._identify(headers)
+        principal = self.identify(headers)
         if principal is not None:
             scope["auth"] = principal
         if required is Access.OPEN:
@@ -228,7 +228,7 @@ class AuthGuard:
                 f"this route needs the {role} role; key {principal.name!r} is a {principal.role}"
             )
 
-    def _identify(self, headers: Mapping[str, str]) -> Principal | None:
+    def identify(self, headers: Mapping[str, str]) -> Principal | None:
         if not self._keys.enabled:
             return ANONYMOUS
         key = presented_key(headers)

@@ -146,10 +146,19 @@ def _check_body(scope: Scope, headers: dict[str, str]) -> None:
     content_type = headers.get("content-type")
     if content_type is None and not _has_body(headers):
         return  # no body at all: the route answers that itself (400, or its default)
-    media = (content_type or "").partition(";")[0].strip().lower()
+    media = _media(content_type)
     if not _JSON.fullmatch(media):
         shown = media or "a body without a Content-Type"
         raise UnsupportedMediaType(detail=f"the body must be application/json, not {shown}")
+
+
+def is_json(content_type: str | None) -> bool:
+    """Whether a Content-Type names JSON (`application/json`, `application/x+json`)."""
+    return _JSON.fullmatch(_media(content_type)) is not None
+
+
+def _media(content_type: str | None) -> str:
+    return (content_type or "").partition(";")[0].strip().lower()
 
 
 def _reads_json(scope: Scope) -> bool:

@@ -49,20 +49,30 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
 ]
 
 
-def error_response(status: int, error: str, detail: str, fields: Any = None) -> Response[Any]:
+def error_body(error: str, detail: str, fields: Any = None) -> dict[str, Any]:
     body: dict[str, Any] = {"error": error, "detail": detail}
     if fields:
         body["fields"] = fields
-    return Response(content=body, status_code=status)
+    return body
 
 
-def domain_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+def error_response(status: int, error: str, detail: str, fields: Any = None) -> Response[Any]:
+    return Response(content=error_body(error, detail, fields), status_code=status)
+
+
+def failure(exc: Exception) -> tuple[int, dict[str, Any]]:
+    """The status and body that answer `exc`: its row of the table, else a logged 500."""
     for kind, status, error in _STATUS:
         if isinstance(exc, kind):
             fields = exc.fields if isinstance(exc, InvalidTask) else None
             detail = str(exc) if status != 503 else "Redis is unreachable; retry shortly"
-            return error_response(status, error, detail, fields)
-    return unexpected_error(_, exc)
+            return status, error_body(error, detail, fields)
+    return _unexpected(exc)
+
+
+def domain_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    status, body = failure(exc)
+    return Response(content=body, status_code=status)
 
 
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -147,8 +157,13 @@ def clean_message(message: str) -> str:
 
 
 def unexpected_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    status, body = _unexpected(exc)
+    return Response(content=body, status_code=status)
+
+
+def _unexpected(exc: Exception) -> tuple[int, dict[str, Any]]:
     get_logger("conveyor.http").exception("http.unexpected_error", error=repr(exc))
-    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal", "unexpected error")
+    return HTTP_500_INTERNAL_SERVER_ERROR, error_body("internal", "unexpected error")
 
 
 def _name(status: int) -> str:

@@ -42,6 +42,25 @@ def _in_flight(method: str, path: str) -> Any:
     return _IN_FLIGHT.labels(method, path, "200", PREFIX)
 
 
+class Measured:
+    """One request in the metrics: in flight from its start until `done` counts it."""
+
+    __slots__ = ("_in_flight", "_method", "_path", "_started")
+
+    def __init__(self, method: str, path: str, started: float) -> None:
+        self._method, self._path, self._started = method, path, started
+        self._in_flight = _in_flight(method, path)
+        self._in_flight.inc()
+
+    def done(self, status: int) -> None:
+        self._in_flight.dec()
+        requests, duration, errors = _series(self._method, self._path, status)
+        requests.inc()
+        duration.observe(time.perf_counter() - self._started)
+        if status >= 500:
+            errors.inc()
+
+
 def request_metrics(app: ASGIApp) -> ASGIApp:
     """Litestar middleware: runs after routing, so the route's template is known (a
     path that matches no route is never counted: its labels would be the caller's)."""
@@ -51,27 +70,20 @@ def request_metrics(app: ASGIApp) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP or path in _UNCOUNTED:
             await app(scope, receive, send)
             return
-        method, status = scope.get("method", "GET"), [200]
+        status = [200]
 
         async def sent(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
             await send(message)
 
-        started = time.perf_counter()
-        in_flight = _in_flight(method, path)
-        in_flight.inc()
+        measured = Measured(scope.get("method", "GET"), path, time.perf_counter())
         try:
             await app(scope, receive, sent)
         except HTTPException as refused:  # raised before any answer (the boundary's checks):
             status[0] = refused.status_code  # litestar's outer handler sends it, past `sent`
             raise
         finally:
-            in_flight.dec()
-            requests, duration, errors = _series(method, path, status[0])
-            requests.inc()
-            duration.observe(time.perf_counter() - started)
-            if status[0] >= 500:
-                errors.inc()
+            measured.done(status[0])
 
     return middleware
