@@ -37,6 +37,29 @@ local seq = tonumber(redis.call('GET', KEYS[4]) or '0')
 local names = {}
 local stored = false
 
+-- The sorted-set entries of the tasks stored, by key, added when the loop is done: one
+-- ZADD per key for the whole batch, not four or five per task (the script runs alone,
+-- so nothing sees the sets in between).
+local entries = {}
+
+local function add_later(key, score, member)
+  local pending = entries[key]
+  if pending == nil then
+    pending = {}
+    entries[key] = pending
+  end
+  pending[#pending + 1] = score
+  pending[#pending + 1] = member
+end
+
+local function add_entries()
+  for key, pending in pairs(entries) do
+    for first = 1, #pending, 4000 do  -- unpack's stack holds a few thousand values
+      redis.call('ZADD', key, unpack(pending, first, math.min(first + 3999, #pending)))
+    end
+  end
+end
+
 local function store(task, key)
   seq = seq + 1
   -- Creation order, strictly increasing within the queue: listing pages on it with a
@@ -52,21 +75,21 @@ local function store(task, key)
   local id = task.id
   if task.status == 'delayed' then
     local run_at = tonumber(task.run_at)
-    redis.call('ZADD', KEYS[2], run_at, id)
+    add_later(KEYS[2], run_at, id)
     -- Only a new earliest due time changes how long idle workers should sleep.
     if earliest == nil or run_at < earliest then
       earliest = run_at
       wake = true
     end
   else
-    redis.call('ZADD', KEYS[1], wait_score(tonumber(task.priority or '0'), seq), id)
+    add_later(KEYS[1], wait_score(tonumber(task.priority or '0'), seq), id)
     wake = true
   end
-  reindex(prefix, id, task.name, ix, nil, task.status)
-  redis.call('ZADD', prefix .. K['ids'], 0, id)
+  add_later(index_key(prefix, task.status, task.name), ix, id)
+  add_later(prefix .. K['ids'], 0, id)
   names[task.name] = true
   for token in string.gmatch(task.tokens, '%S+') do
-    redis.call('ZADD', prefix .. K['token'] .. token, ix, id)
+    add_later(prefix .. K['token'] .. token, ix, id)
   end
   announce(prefix, queue, id, task.name, task.status)
 end
@@ -93,6 +116,7 @@ for i, task in ipairs(tasks) do
   replies[i] = enqueue(task, KEYS[3 * i + 3], KEYS[3 * i + 4], KEYS[3 * i + 5])
 end
 
+add_entries()
 if wake then
   redis.call('ZADD', KEYS[3], 0, '0')
 end
