@@ -218,12 +218,25 @@ class Task:
         return replace(self, status=TaskStatus.DELAYED, run_at=now + retry_ms, worker_id=None)
 
     def stalled(self, now: int, max_stalls: int, rng: Random) -> Task:
-        """The worker vanished mid-run: count a stall and go back through the backoff."""
+        """The worker vanished mid-run: count a stall. The first goes straight back to
+        waiting, for a live worker to take over at once (a worker dies or freezes for
+        reasons of its own); a task that stalls again goes through the backoff, so one
+        that kills its worker cannot hammer the fleet."""
         stalls = self.stalls + 1
         error = TaskError("Stalled", f"worker {self.worker_id} stopped renewing its lock")
         if stalls > max_stalls:
             return self._settle(TaskStatus.FAILED, now, "stalled", error=error, stalls=stalls)
-        delay = self.backoff.delay_for(self.attempts + stalls, rng)
+        if stalls == 1:
+            return replace(
+                self,
+                status=TaskStatus.WAITING,
+                run_at=now,
+                worker_id=None,
+                history=(*self.history, self._entry(now, "stalled")),
+                error=error,
+                stalls=stalls,
+            )
+        delay = self.backoff.delay_for(self.attempts + stalls - 1, rng)
         return self._retry(now, delay, "stalled", error=error, stalls=stalls)
 
     def cancelled(self, now: int) -> Task:

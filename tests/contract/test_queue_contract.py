@@ -305,10 +305,12 @@ async def test_a_stall_is_settled_only_once_the_lease_ran_out(queue: TaskStore) 
     stalled = task.stalled(deadline + 1, 3, Random(0))
     await queue.recover(stalled, expired_by=deadline + 1)
     stored = await queue.get("t1")
-    assert stored.status is TaskStatus.DELAYED
+    assert stored.status is TaskStatus.WAITING  # a first stall: no backoff
     assert stored.stalls == 1
     assert stored.attempts == 0
     assert await queue.expired(QUEUE, T0 + 10**6, 10) == []
+    again = await queue.claim(QUEUE, "w2", 1, LEASE_MS, deadline + 1)
+    assert [claimed.id for claimed in again.tasks] == ["t1"]
 
 
 async def test_set_progress_is_fenced(queue: TaskStore) -> None:

@@ -36,6 +36,28 @@ def test_a_task_running_three_ttls_beside_idle_workers_runs_once(
     assert [entry["outcome"] for entry in done["history"]] == ["completed"]
 
 
+def test_a_killed_workers_task_runs_again_within_a_ttl_and_a_second(
+    cluster: Cluster, records: redis.Redis
+) -> None:
+    cluster.env.update(PROBES)
+    cluster.api()
+    doomed = cluster.worker()
+    # A long backoff: a first stall must not wait it out (a task that stalls again does).
+    backoff = {"type": "fixed", "delay": 30_000, "jitter": False}
+    body = {"key": "takeover", "ms": LOCK_TTL_MS}
+    task = cluster.enqueue(taskName="probe", payload=body, backoff=backoff)
+    wait_until(lambda: starts(records, "takeover"), what="the handler to start")
+    cluster.worker()
+    killed_at = time.monotonic()
+    doomed.signal(signal.SIGKILL)
+    wait_until(lambda: len(starts(records, "takeover")) == 2, what="a live worker to take over")
+    taken_over_s = time.monotonic() - killed_at
+    assert taken_over_s <= (LOCK_TTL_MS + 1_000) / 1_000
+    done = cluster.wait_status(task["id"], "completed", timeout_s=30)
+    assert (done["stalls"], done["attempts"]) == (1, 1)
+    assert [entry["outcome"] for entry in done["history"]] == ["stalled", "completed"]
+
+
 def test_a_paused_worker_past_its_ttl_cannot_record_an_outcome(
     cluster: Cluster, records: redis.Redis
 ) -> None:

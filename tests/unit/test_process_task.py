@@ -677,7 +677,7 @@ async def test_an_outcome_after_the_task_was_recovered_is_refused(harness: Harne
 
     assert outcome is None
     stored = await harness.queue.get("t1")
-    assert stored.status is TaskStatus.DELAYED
+    assert stored.status is TaskStatus.WAITING
     assert stored.stalls == 1
     assert stored.result is None
     assert "task.outcome_refused" in harness.log.names("warning")
@@ -723,11 +723,23 @@ async def test_recover_stalled_waits_for_the_lease_to_run_out() -> None:
     assert await recoverer(queue, NOW + 1_001, log).execute("default") == 1
 
     stored = await queue.get("t1")
-    assert stored.status is TaskStatus.DELAYED
+    assert stored.status is TaskStatus.WAITING  # a first stall: taken over at once
     assert stored.stalls == 1
     assert stored.attempts == 0
-    assert stored.run_at == NOW + 1_001 + 100
+    assert stored.run_at == NOW + 1_001
     assert "task.stalled" in log.names("warning")
+
+
+async def test_a_task_that_stalls_again_backs_off() -> None:
+    queue, log = InMemoryTaskQueue(60_000), RecordingLog()
+    await claim_with_lease(queue, "t1", stalls=1)
+
+    assert await recoverer(queue, NOW + 1_001, log).execute("default") == 1
+
+    stored = await queue.get("t1")
+    assert stored.status is TaskStatus.DELAYED
+    assert stored.stalls == 2
+    assert stored.run_at == NOW + 1_001 + 100
 
 
 async def test_recover_stalled_fails_a_task_after_too_many_stalls() -> None:
@@ -754,12 +766,15 @@ async def test_recover_stalled_respects_its_limit() -> None:
 
 async def test_one_task_whose_backoff_overflows_does_not_block_recovery() -> None:
     queue, log = InMemoryTaskQueue(60_000), RecordingLog()
-    overflowing = Backoff(delay_ms=1_000, factor=100.0, max_delay_ms=300_000)
-    await claim_with_lease(queue, "a-poison", attempts=155, max_attempts=1_000, backoff=overflowing)
-    await claim_with_lease(queue, "b-fine")
+    overflowing = Backoff(delay_ms=1_000, factor=100.0, max_delay_ms=300_000, jitter=False)
+    await claim_with_lease(
+        queue, "a-poison", attempts=155, max_attempts=1_000, backoff=overflowing, stalls=1
+    )
+    await claim_with_lease(queue, "b-fine", stalls=1)
 
-    await recoverer(queue, NOW + 5_000, log).execute("default")
+    assert await recoverer(queue, NOW + 5_000, log).execute("default") == 2
 
+    assert (await queue.get("a-poison")).run_at == NOW + 5_000 + 300_000  # the cap
     assert (await queue.get("b-fine")).status is TaskStatus.DELAYED
 
 

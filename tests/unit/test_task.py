@@ -223,29 +223,31 @@ def test_lock_denied_spends_no_attempt_and_writes_no_history() -> None:
     assert deferred.fence == task.fence  # settled by the same claim
 
 
-def test_a_stall_counts_a_stall_not_an_attempt() -> None:
+def test_a_first_stall_counts_a_stall_not_an_attempt_and_waits_no_backoff() -> None:
     stalled = running().stalled(T0 + 100, 3, Random(0))
 
-    assert stalled.status is TaskStatus.DELAYED
+    assert stalled.status is TaskStatus.WAITING  # a live worker takes it over at once
     assert stalled.stalls == 1
     assert stalled.attempts == 0
-    assert stalled.run_at == T0 + 100 + 1_000  # through the retry backoff
+    assert stalled.run_at == T0 + 100
+    assert stalled.worker_id is None
     assert stalled.error is not None
     assert stalled.error.type == "Stalled"
     assert "w1" in stalled.error.message
     assert stalled.history[-1].outcome == "stalled"
 
 
-def test_stalls_go_through_a_growing_backoff() -> None:
+def test_repeated_stalls_go_through_a_growing_backoff() -> None:
     task = make_task()
     delays = []
-    for _ in range(3):
+    for _ in range(4):
         now = T0 + 1_000_000 * (task.stalls + 1)
-        task = running(task).stalled(now, 3, Random(0))
-        delays.append(task.run_at - now)
+        task = running(task).stalled(now, 4, Random(0))
+        delays.append((task.status, task.run_at - now))
 
-    assert delays == [1_000, 2_000, 4_000]
-    assert task.stalls == 3
+    waiting, delayed = TaskStatus.WAITING, TaskStatus.DELAYED
+    assert delays == [(waiting, 0), (delayed, 1_000), (delayed, 2_000), (delayed, 4_000)]
+    assert task.stalls == 4
 
 
 def test_more_stalls_than_allowed_fail_with_reason_stalled() -> None:

@@ -18,6 +18,14 @@ from domain.task import Interruption, StopKind
 from domain.values import StopRequest
 
 SWEEP_INTERVAL_S = 60.0
+# How often a worker looks for leases that ran out: a dead worker's task is taken over
+# within its lease and this (plus a claim), whatever LOCK_TTL_MS is.
+RECOVERY_INTERVAL_S = 0.5
+
+
+def recovery_interval_s(lease_ms: int) -> float:
+    """Half a second, or a quarter of a lease shorter than two seconds."""
+    return min(RECOVERY_INTERVAL_S, max(lease_ms / 4_000, 0.05))
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,9 @@ class Chores:
                 await asyncio.sleep(1.0)
 
     async def _recover_loop(self, worker: WorkerState) -> None:
-        interval = min(max(worker.lease_ms / 2_000, 0.5), 15.0)
+        """Stalled tasks back to the queue, soon after their lease runs out: one read of
+        the active set per queue and round, a script per stalled task."""
+        interval = recovery_interval_s(worker.lease_ms)
         while True:
             await asyncio.sleep(interval)
             for name in worker.queues:
