@@ -182,13 +182,7 @@ class Task:
 
     def returned(self, now: int) -> Task:
         """The worker gave the task back (shutdown): neither an attempt nor a stall."""
-        return replace(
-            self,
-            status=TaskStatus.WAITING,
-            run_at=now,
-            worker_id=None,
-            history=(*self.history, self._entry(now, "returned")),
-        )
+        return self._requeue(now, "returned")
 
     def interrupted(self, reason: Interruption, now: int, rng: Random) -> Task | None:
         """The state a handler stopped for `reason` leaves its task in; None when there
@@ -227,15 +221,7 @@ class Task:
         if stalls > max_stalls:
             return self._settle(TaskStatus.FAILED, now, "stalled", error=error, stalls=stalls)
         if stalls == 1:
-            return replace(
-                self,
-                status=TaskStatus.WAITING,
-                run_at=now,
-                worker_id=None,
-                history=(*self.history, self._entry(now, "stalled")),
-                error=error,
-                stalls=stalls,
-            )
+            return self._requeue(now, "stalled", error=error, stalls=stalls)
         delay = self.backoff.delay_for(self.attempts + stalls - 1, rng)
         return self._retry(now, delay, "stalled", error=error, stalls=stalls)
 
@@ -310,6 +296,17 @@ class Task:
 
     def _entry(self, now: int, outcome: str) -> Attempt:
         return Attempt(self.worker_id or "", self.started_at or now, now, outcome)
+
+    def _requeue(self, now: int, outcome: str, **changes: Any) -> Task:
+        """Back to waiting at once, the attempt that ended recorded as `outcome`."""
+        return replace(
+            self,
+            status=TaskStatus.WAITING,
+            run_at=now,
+            worker_id=None,
+            history=(*self.history, self._entry(now, outcome)),
+            **changes,
+        )
 
     def _retry(self, now: int, delay_ms: int, outcome: str, **changes: Any) -> Task:
         return replace(

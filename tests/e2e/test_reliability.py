@@ -6,6 +6,7 @@ import random
 import signal
 import time
 from collections import Counter
+from typing import Any
 
 import redis
 
@@ -36,18 +37,25 @@ def test_a_task_running_three_ttls_beside_idle_workers_runs_once(
     assert [entry["outcome"] for entry in done["history"]] == ["completed"]
 
 
+def running_probe(
+    cluster: Cluster, records: redis.Redis, key: str, ms: int, **body: Any
+) -> tuple[Proc, dict[str, Any]]:
+    """A worker running a probe task (started), and a second, idle worker beside it."""
+    cluster.env.update(PROBES)
+    cluster.api()
+    first = cluster.worker()
+    task = cluster.enqueue(taskName="probe", payload={"key": key, "ms": ms}, **body)
+    wait_until(lambda: starts(records, key), what="the handler to start")
+    cluster.worker()
+    return first, task
+
+
 def test_a_killed_workers_task_runs_again_within_a_ttl_and_a_second(
     cluster: Cluster, records: redis.Redis
 ) -> None:
-    cluster.env.update(PROBES)
-    cluster.api()
-    doomed = cluster.worker()
     # A long backoff: a first stall must not wait it out (a task that stalls again does).
     backoff = {"type": "fixed", "delay": 30_000, "jitter": False}
-    body = {"key": "takeover", "ms": LOCK_TTL_MS}
-    task = cluster.enqueue(taskName="probe", payload=body, backoff=backoff)
-    wait_until(lambda: starts(records, "takeover"), what="the handler to start")
-    cluster.worker()
+    doomed, task = running_probe(cluster, records, "takeover", LOCK_TTL_MS, backoff=backoff)
     killed_at = time.monotonic()
     doomed.signal(signal.SIGKILL)
     wait_until(lambda: len(starts(records, "takeover")) == 2, what="a live worker to take over")
@@ -61,13 +69,8 @@ def test_a_killed_workers_task_runs_again_within_a_ttl_and_a_second(
 def test_a_paused_worker_past_its_ttl_cannot_record_an_outcome(
     cluster: Cluster, records: redis.Redis
 ) -> None:
-    cluster.env.update(PROBES)
-    cluster.api()
-    paused = cluster.worker()
-    task = cluster.enqueue(taskName="probe", payload={"key": "paused", "ms": 2 * LOCK_TTL_MS})
-    wait_until(lambda: starts(records, "paused"), what="the handler to start")
+    paused, task = running_probe(cluster, records, "paused", 2 * LOCK_TTL_MS)
     paused.signal(signal.SIGSTOP)
-    cluster.worker()
     done = cluster.wait_status(task["id"], "completed", timeout_s=30)
     paused.signal(signal.SIGCONT)
     wait_until(
