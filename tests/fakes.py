@@ -271,9 +271,12 @@ class _Queue:
             self.index[TaskStatus.WAITING][task.id] = (task.priority, self.seq)
             self.marker = True
 
-    def make_ready(self, task_id: str) -> None:
-        self.seq += 1
-        self.index[TaskStatus.WAITING][task_id] = (self.tasks[task_id].priority, self.seq)
+    def make_ready(self, task_id: str, *, ahead: bool = False) -> None:
+        """Waiting after the others of its priority, or `ahead` of them (sequence 0)."""
+        if not ahead:
+            self.seq += 1
+        priority = self.tasks[task_id].priority
+        self.index[TaskStatus.WAITING][task_id] = (priority, 0 if ahead else self.seq)
         self.marker = True
 
     def make_delayed(self, task_id: str, due: int) -> None:
@@ -306,7 +309,8 @@ class _Queue:
 
     def pop_ready(self, limit: int) -> list[str]:
         waiting = self.index[TaskStatus.WAITING]
-        ids = sorted(waiting, key=waiting.__getitem__)[: max(limit, 0)]
+        # ZSET order: by score, then by member (tasks that went ahead share a score)
+        ids = sorted(waiting, key=lambda task_id: (waiting[task_id], task_id))[: max(limit, 0)]
         for task_id in ids:
             del waiting[task_id]
         return ids
@@ -563,7 +567,7 @@ class InMemoryTaskQueue:
         changes = {name: getattr(task, name) for name in SETTLED_FIELDS}
         state.tasks[task.id] = _stored(replace(stored, **changes))
         if task.status is TaskStatus.WAITING:
-            state.make_ready(task.id)
+            state.make_ready(task.id, ahead=lease_expired_by is not None)  # a stall: ahead
         elif task.status is TaskStatus.DELAYED:
             state.make_delayed(task.id, task.run_at)
         else:

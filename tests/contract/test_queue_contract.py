@@ -313,6 +313,19 @@ async def test_a_stall_is_settled_only_once_the_lease_ran_out(queue: TaskStore) 
     assert [claimed.id for claimed in again.tasks] == ["t1"]
 
 
+async def test_a_stalled_task_goes_ahead_of_the_tasks_of_its_priority(queue: TaskStore) -> None:
+    first = await enqueue_claimed(queue, "t1")
+    second = await enqueue_claimed(queue, "t2")
+    await queue.enqueue([make_task("t3"), make_task("t4"), make_task("urgent", priority=-1)])
+    now = T0 + LEASE_MS + 1
+    for stalled in (second, first):  # gone ahead together, they keep the sets' id order
+        await queue.recover(stalled.stalled(now, 3, Random(0)), expired_by=now)
+
+    claimed = await claim(queue, 5, now)
+
+    assert [task.id for task in claimed] == ["urgent", "t1", "t2", "t3", "t4"]
+
+
 async def test_set_progress_is_fenced(queue: TaskStore) -> None:
     first = await enqueue_claimed(queue)
     await queue.settle(first.returned(T0))

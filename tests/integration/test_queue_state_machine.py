@@ -419,6 +419,8 @@ class QueueMachine(RuleBasedStateMachine):
         entry.stalls, entry.cancel_requested = outcome.stalls, False
         if outcome.status is TaskStatus.DELAYED:
             entry.run_at = outcome.run_at
+        elif outcome.status is TaskStatus.WAITING and recovered_at is not None:
+            entry.seq = 0  # a stall goes ahead of its priority's other tasks
         elif outcome.status is TaskStatus.WAITING:
             self.seq += 1
             entry.seq = self.seq
@@ -435,8 +437,9 @@ class QueueMachine(RuleBasedStateMachine):
     def _ids(self, status: TaskStatus) -> list[str]:
         return [task_id for task_id, e in self.model.items() if e.status is status]
 
-    def _order(self, task_id: str) -> tuple[int, int]:
-        return self.model[task_id].priority, self.model[task_id].seq
+    def _order(self, task_id: str) -> tuple[int, int, str]:
+        """A sorted set's order: priority, sequence, then the id (ties: stalls gone ahead)."""
+        return self.model[task_id].priority, self.model[task_id].seq, task_id
 
     async def _snapshot(self) -> Snapshot:
         """The queue's keys from Redis: state sets (member -> score), the task hashes,

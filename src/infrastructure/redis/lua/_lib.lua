@@ -208,7 +208,9 @@ local function apply_outcome(prefix, queue, id, state, from, o, limits)
   end
   local target = state_key(prefix, o.status)
   if o.status == 'waiting' then
-    local seq = redis.call('INCR', prefix .. K['seq'])
+    -- `ahead`: before every task of its priority (sequence 0; enqueues count from 1),
+    -- as a task taken from a dead worker goes, having been claimed in its turn already.
+    local seq = o.ahead and 0 or redis.call('INCR', prefix .. K['seq'])
     redis.call('ZADD', target, wait_score(tonumber(state[3] or '0'), seq), id)
     wake(prefix)
   elseif o.status == 'delayed' then

@@ -1,5 +1,6 @@
 --[[ recover_task: record a stall: the worker of an active task vanished (its lease ran out
-with no outcome). The new state is decided by the caller (Task.stalled).
+with no outcome). The new state is decided by the caller (Task.stalled); a task back to
+waiting goes ahead of every other of its priority.
 
 KEYS[1] task hash   KEYS[2] active zset   KEYS[3] the new status's state set
 KEYS[4] marker zset   KEYS[5] sequence counter   KEYS[6] delayed zset
@@ -27,5 +28,6 @@ local deadline = tonumber(redis.call('ZSCORE', KEYS[2], o.id) or '0')
 if deadline >= tonumber(ARGV[4]) then
   return -3
 end
+o.ahead = true  -- back to waiting: it was claimed in its turn, and is taken over first
 apply_outcome(prefix, queue, o.id, state, 'active', o, cjson.decode(ARGV[5]))
 return publish(prefix, 0)
