@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -39,7 +40,10 @@ class TaskContext:
     execution's, so a handler can use it to make its own writes idempotent.
     """
 
-    __slots__ = ("_cancelled", "_on_progress", "attempt", "fence", "log", "queue", "task_id")
+    __slots__ = (
+        "_cancelled", "_lease_valid", "_on_progress", "attempt", "fence", "log", "queue",
+        "task_id",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -50,6 +54,7 @@ class TaskContext:
         fence: int,
         log: Logger,
         on_progress: Callable[[Any], None],
+        lease_valid: Callable[[], bool] = lambda: True,
     ) -> None:
         self.task_id = task_id
         self.queue = queue
@@ -57,6 +62,7 @@ class TaskContext:
         self.fence = fence
         self.log = log
         self._on_progress = on_progress
+        self._lease_valid = lease_valid
         # A plain flag: a sync handler's thread reads what the worker's thread wrote (the
         # interpreter's lock orders them), and no handler ever waits on it.
         self._cancelled = False
@@ -65,10 +71,24 @@ class TaskContext:
     def cancelled(self) -> bool:
         return self._cancelled
 
+    def lease_valid(self) -> bool:
+        """Whether this execution still holds the task: not aborted, and its lease not run
+        out by the monotonic clock (which keeps counting while the worker is stopped).
+        Ask just before a write outside the task; then write with `fence`."""
+        return not self._cancelled and self._lease_valid()
+
     def raise_if_cancelled(self) -> None:
-        """Call this often in a sync handler: it stops there once the task is aborted."""
-        if self._cancelled:
+        """Call this often in a sync handler: it stops there once the task is aborted or
+        its lease has run out (a worker stopped past it, say)."""
+        if not self.lease_valid():
             raise TaskCancelled(self.task_id)
+
+    async def checkpoint(self) -> None:
+        """Await this in an async handler just before a write outside the task: it lets
+        a pending stop reach the handler, then raises TaskCancelled if the execution no
+        longer holds the task."""
+        await asyncio.sleep(0)
+        self.raise_if_cancelled()
 
     def report_progress(self, progress: Any) -> None:
         """Record progress (any JSON value); safe to call from a sync handler's thread."""

@@ -19,6 +19,10 @@ def starts(records: redis.Redis, key: str) -> list[str]:
     return list(records.lrange(f"probe:{key}:starts", 0, -1))
 
 
+def ends(records: redis.Redis, key: str) -> list[str]:
+    return list(records.lrange(f"probe:{key}:ends", 0, -1))
+
+
 def logged(proc: Proc, *events: str) -> bool:
     return any(line.get("event") in events for line in proc.lines())
 
@@ -66,15 +70,17 @@ def test_a_killed_workers_task_runs_again_within_a_ttl_and_a_second(
     assert [entry["outcome"] for entry in done["history"]] == ["stalled", "completed"]
 
 
-def test_a_paused_worker_past_its_ttl_cannot_record_an_outcome(
+def test_a_paused_worker_past_its_ttl_cannot_record_an_outcome_nor_run_on(
     cluster: Cluster, records: redis.Redis
 ) -> None:
+    # Paused until the task completed elsewhere: its handler's sleep is long over when it
+    # resumes, and the renewal that would find the lease gone may run after it.
     paused, task = running_probe(cluster, records, "paused", 2 * LOCK_TTL_MS)
     paused.signal(signal.SIGSTOP)
     done = cluster.wait_status(task["id"], "completed", timeout_s=30)
     paused.signal(signal.SIGCONT)
     wait_until(
-        lambda: logged(paused, "lease.lost", "task.outcome_refused"),
+        lambda: logged(paused, "task.abandoned", "lease.lost", "task.outcome_refused"),
         what="the paused worker to find its lease gone",
     )
     final = cluster.task(task["id"])
@@ -83,6 +89,10 @@ def test_a_paused_worker_past_its_ttl_cannot_record_an_outcome(
     first_pid = starts(records, "paused")[0].split(":")[0]
     assert final["history"][0]["workerId"].split(":")[1] == first_pid
     assert final["workerId"].split(":")[1] != first_pid
+    # The thawed handler stopped where it slept: it never reached its last write.
+    assert [mark.split(":")[0] for mark in ends(records, "paused")] == [
+        final["workerId"].split(":")[1]
+    ]
 
 
 def test_a_sync_handler_past_its_timeout_keeps_its_lock_until_it_returns(

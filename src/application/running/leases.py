@@ -100,7 +100,7 @@ class LeaseKeeper:
             self._log.error("lease.lost", task_id=execution.task.id)
             execution.abort(Interruption.LOCK_LOST, "the task is no longer this worker's")
             return
-        execution.valid_until = valid_until
+        execution.extend(valid_until, self._clock())
         if state is LeaseState.CANCEL_REQUESTED:
             execution.abort(Interruption.CANCELLED, "cancel requested")
 

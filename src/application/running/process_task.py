@@ -147,7 +147,7 @@ class ProcessTask:
         is nothing to record (the lock was lost, or an operator recorded it already)."""
         task = execution.task
         progress = ProgressReporter(self._queue, task, self._log)
-        ctx = self._context(task, progress)
+        ctx = self._context(task, progress, execution)
         try:
             result = await run_handler(execution, task_type, payload, ctx, self._children)
         except Interrupted:
@@ -227,7 +227,7 @@ class ProcessTask:
         else:
             self._log.info("task.returned")
 
-    def _context(self, task: Task, progress: ProgressReporter) -> TaskContext:
+    def _context(self, task: Task, progress: ProgressReporter, execution: Execution) -> TaskContext:
         return TaskContext(
             task_id=task.id,
             queue=task.queue,
@@ -235,6 +235,7 @@ class ProcessTask:
             fence=task.fence,
             log=self._log,
             on_progress=progress.report,
+            lease_valid=execution.holds,
         )
 
 

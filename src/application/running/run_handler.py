@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-from collections.abc import Coroutine
+import types
+from collections.abc import Coroutine, Generator
 from typing import Any
 
-from application.handlers import TaskContext
+from application.handlers import TaskCancelled, TaskContext
 from application.registry import TaskType
 from application.running.children import ChildJob, IChildPool
 from application.running.execution import Execution
@@ -54,8 +55,8 @@ async def _run_async(execution: Execution, call: Coroutine[Any, Any, Any], timeo
     expiry = current.get_loop().call_later(timeout_s, execution.abort, Interruption.TIMEOUT)
     execution.on_abort(current.cancel)
     try:
-        return await call
-    except asyncio.CancelledError:
+        return await _within_lease(execution, call)
+    except (asyncio.CancelledError, TaskCancelled):
         if execution.reason is None:
             raise  # not ours: the worker itself is being cancelled
         raise Interrupted from None
@@ -64,6 +65,30 @@ async def _run_async(execution: Execution, call: Coroutine[Any, Any, Any], timeo
         execution.on_abort(None)
         while current.cancelling() > cancellations and execution.reason is not None:
             current.uncancel()
+
+
+@types.coroutine
+def _within_lease(execution: Execution, call: Coroutine[Any, Any, Any]) -> Generator[Any, Any, Any]:
+    """Drives the handler's coroutine one step at a time, as `await call` would, and
+    checks the lease on the monotonic clock before each step: a worker that was stopped
+    (SIGSTOP, a paused VM) past its lease does not let the handler run on to its next
+    side effect, whichever of the loop's callbacks runs first after it resumes (the
+    renewal that would find the lease gone may come later). The handler gets a
+    CancelledError where it awaited, as for any cancel."""
+    sent: Any = None
+    thrown: BaseException | None = None
+    while True:
+        if thrown is None and execution.reason is None and not execution.holds():
+            thrown = asyncio.CancelledError()
+        try:
+            step = call.send(sent) if thrown is None else call.throw(thrown)
+        except StopIteration as finished:
+            return finished.value
+        sent, thrown = None, None
+        try:
+            sent = yield step
+        except BaseException as exc:  # noqa: BLE001 - handed on to the handler, as await does
+            thrown = exc
 
 
 async def _run_sync(
@@ -84,6 +109,8 @@ async def _run_sync(
         execution.on_abort(None)
         interrupted.cancel()
     if thread.done():
+        if execution.reason is not None and isinstance(thread.exception(), TaskCancelled):
+            raise Interrupted  # it stopped at `raise_if_cancelled`
         return thread.result()
     execution.abort(Interruption.TIMEOUT)  # unless something else aborted it first
     ctx.cancel()

@@ -185,8 +185,9 @@ class Worker:
             self._waiter = None
 
     def _spawn_all(self, batch: ClaimBatch) -> None:
+        now = self._clock()
         for task in batch.tasks:
-            self._spawn(Execution(task, batch.leases.get(task.id)))
+            self._spawn(Execution(task, batch.leases.get(task.id), now))
 
     def _spawn(self, execution: Execution) -> None:
         running = asyncio.create_task(self._execute(execution))
