@@ -294,34 +294,56 @@ async def test_a_body_over_the_limit_is_refused_unread(spied: Any) -> None:
     assert (response.status_code, handed) == (413, ["/api/tasks"])
 
 
-async def test_a_body_in_several_messages_is_read_whole(
-    redis: Redis, redis_url: str, tmp_path: Path
-) -> None:
-    settings_ = Settings(redis_url=redis_url, files_base_dir=tmp_path)
+async def called_directly(
+    redis_url: str, files: Path, content_length: bytes, parts: list[bytes]
+) -> list[dict[str, Any]]:
+    """The messages the app sends for a POST /api/tasks whose body comes in `parts`."""
+    settings_ = Settings(redis_url=redis_url, files_base_dir=files)
     container = Container()
     container.settings.override(providers.Object(settings_))
     app = create_app(container)
-    parts = [BODY[:7], BODY[7:20], BODY[20:]]
     events = [{"type": "http.request", "body": part, "more_body": True} for part in parts]
     events[-1]["more_body"] = False
     sent: list[dict[str, Any]] = []
 
     async def receive() -> Any:
-        return events.pop(0)
+        return events.pop(0) if events else {"type": "http.disconnect"}
 
     async def send(message: Any) -> None:
         sent.append(message)
 
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(BODY))]
+    headers = [
+        (b"host", b"127.0.0.1:3000"),
+        (b"content-type", b"application/json"),
+        (b"content-length", content_length),
+    ]
     await container.init_resources()  # type: ignore[misc]
     try:
         assert app.shortcut is not None
         app.shortcut.start(await resolve(container.enqueue_task))
-        await app(post_scope("/api/tasks", [(b"host", b"127.0.0.1:3000"), *headers]), receive, send)
+        await app(post_scope("/api/tasks", headers), receive, send)
     finally:
         await container.shutdown_resources()  # type: ignore[misc]
+    return sent
+
+
+async def test_a_body_in_several_messages_is_read_whole(
+    redis: Redis, redis_url: str, tmp_path: Path
+) -> None:
+    parts = [BODY[:7], BODY[7:20], BODY[20:]]
+    sent = await called_directly(redis_url, tmp_path, b"%d" % len(BODY), parts)
+
     assert sent[0]["status"] == 202
     assert dict(sent[0]["headers"])[b"content-type"] == b"application/json"
     assert json.loads(sent[1]["body"])["payload"] == {"n": 1}
     task_id = json.loads(sent[1]["body"])["id"]
     assert await redis.exists(f"conveyor:{{default}}:task:{task_id}") == 1
+
+
+async def test_an_absurd_content_length_is_left_to_the_framework(
+    redis: Redis, redis_url: str, tmp_path: Path
+) -> None:
+    sent = await called_directly(redis_url, tmp_path, b"9" * 5_000, [BODY])
+
+    assert 400 <= sent[0]["status"] < 500  # no int() of 5,000 digits: never a 500
+    assert await redis.keys("conveyor:{default}:task:*") == []

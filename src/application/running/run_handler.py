@@ -87,6 +87,9 @@ def _within_lease(execution: Execution, call: Coroutine[Any, Any, Any]) -> Gener
         sent, thrown = None, None
         try:
             sent = yield step
+        except GeneratorExit:  # this wrapper is closed: close the handler with it
+            call.close()
+            raise
         except BaseException as exc:  # noqa: BLE001 - handed on to the handler, as await does
             thrown = exc
 

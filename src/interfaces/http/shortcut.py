@@ -49,6 +49,7 @@ _READ = frozenset(
      b"authorization", b"x-api-key"}
 )  # fmt: skip
 _JSON_HEADERS = ((b"content-type", b"application/json"),)
+_LENGTH_DIGITS = 12  # a longer Content-Length is over the limit whatever it says
 
 ASGICall = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -107,7 +108,8 @@ class EnqueueShortcut:
             return None
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         length = headers.get(b"content-length", b"")
-        if not (is_json(content_type) and length.isdigit() and 0 < int(length) <= self._max_body):
+        declared = int(length) if length.isdigit() and len(length) <= _LENGTH_DIGITS else 0
+        if not (is_json(content_type) and 0 < declared <= self._max_body):
             return None
         text = {name.decode(): value.decode("latin-1") for name, value in headers.items()}
         principal = self._guard.identify(text)
