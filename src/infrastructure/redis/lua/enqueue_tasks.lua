@@ -94,8 +94,13 @@ local function store(task, key)
   announce(prefix, queue, id, task.name, task.status)
 end
 
+-- The id index entries of the tasks stored (no expiry while the task exists), set with
+-- one MSET when the loop is done, as the sorted-set entries are.
+local owners = {}
+
 local function enqueue(task, key, reservation, owner_key)
-  local owner = redis.call('GET', owner_key)
+  local held = redis.call('MGET', owner_key, reservation)
+  local owner, reserved = held[1], held[2]
   if owner and owner ~= queue then
     return -5
   end
@@ -103,12 +108,12 @@ local function enqueue(task, key, reservation, owner_key)
   if existing then
     return existing == task.fp and {1, redis.call('HGETALL', key)} or -5
   end
-  local reserved = redis.call('GET', reservation)
   if reserved then
     return reserved == task.fp and 2 or -5
   end
   store(task, key)
-  redis.call('SET', owner_key, queue)  -- no expiry while the task exists
+  owners[#owners + 1] = owner_key
+  owners[#owners + 1] = queue
   return 0
 end
 
@@ -117,6 +122,9 @@ for i, task in ipairs(tasks) do
 end
 
 add_entries()
+for first = 1, #owners, 4000 do
+  redis.call('MSET', unpack(owners, first, math.min(first + 3999, #owners)))
+end
 if wake then
   redis.call('ZADD', KEYS[3], 0, '0')
 end
