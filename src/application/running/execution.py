@@ -55,20 +55,14 @@ class Execution:
         return self.lease is None or time.monotonic() < self.ends_at
 
     def holds(self) -> bool:
-        """`lease_valid`; when it is not, the execution lapses (see `lapse`)."""
+        """`lease_valid`; when it is not, the execution is interrupted as LOCK_LOST (unless
+        something else interrupted it first), for its runner to stop the handler."""
         if self.lease_valid():
             return True
-        self.lapse()
+        if self.reason is None:
+            self.reason = Interruption.LOCK_LOST
+            self.detail = "the lease ran out before the handler could go on"
         return False
-
-    def lapse(self) -> bool:
-        """Record that the lease ran out under a running handler; its runner stops it.
-        False if the execution was already interrupted for another reason."""
-        if self.reason is not None:
-            return False
-        self.reason = Interruption.LOCK_LOST
-        self.detail = "the lease ran out before the handler could go on"
-        return True
 
     def abort(self, reason: Interruption, detail: str = "") -> None:
         if self.reason is not None:

@@ -34,14 +34,12 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from application.enqueue_task import EnqueueTask
-from domain.errors import DuplicateTask
-from domain.values import EnqueueOutcome
-from interfaces.http.auth import AuthGuard, Principal, may_read, required_access
+from interfaces.http.auth import AuthGuard, Principal, required_access
 from interfaces.http.boundary import HostPolicy, is_json
 from interfaces.http.errors import failure
 from interfaces.http.request_metrics import Measured
-from interfaces.http.schemas import EnqueueBody, RemovedOut
-from interfaces.http.wire import task_wire
+from interfaces.http.schemas import EnqueueBody
+from interfaces.http.wire import answer_to
 
 ROUTE = "/api/tasks"
 _READ = frozenset(
@@ -123,18 +121,10 @@ async def _answer(
     try:
         if enqueue is None:  # `takes` admits nothing before `start`
             raise RuntimeError("the enqueue shortcut was called before it started")
-        enqueued = await enqueue.execute(data.to_request(principal.name))
-        task = enqueued.task
-        if not may_read(principal, task.created_by):
-            raise DuplicateTask(task.id)  # another key's task: never shown
+        status, body = answer_to(principal, await enqueue.execute(data.to_request(principal.name)))
     except Exception as exc:  # noqa: BLE001 - answered as the app's handlers answer it
         status, body = failure(exc)
-        return status, to_json(body)
-    if enqueued.outcome is EnqueueOutcome.REMOVED:
-        removed = RemovedOut(id=task.id).model_dump(mode="json", by_alias=True)
-        return 200, to_json(removed)
-    status = 202 if enqueued.outcome is EnqueueOutcome.CREATED else 200
-    return status, to_json(task_wire(task))
+    return status, to_json(body)
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:

@@ -12,7 +12,7 @@ from application.delete_task import DeleteTask
 from application.enqueue_task import EnqueueTask
 from application.get_task import GetTask
 from application.list_tasks import ListTasks
-from domain.errors import DuplicateTask, TaskNotFound
+from domain.errors import TaskNotFound
 from domain.values import Enqueued, EnqueueOutcome
 from interfaces.http.auth import Principal, caller, may_read
 from interfaces.http.errors import BODY, QUERY, documented
@@ -40,7 +40,7 @@ from interfaces.http.schemas import (
     RemovedOut,
     TaskOut,
 )
-from interfaces.http.wire import task_response
+from interfaces.http.wire import answer_to, enqueued_answer, json_response, task_response
 
 WaitParam = Annotated[int, QueryParameter(name="waitMs", ge=0, le=60_000)]
 
@@ -56,10 +56,7 @@ def bulk_item(enqueued: Enqueued, principal: Principal) -> BulkItemOut:
 
 def enqueued_response(enqueued: Enqueued) -> Response[TaskOut | RemovedOut]:
     """202 for a new task; 200 for the same request repeated (existing or removed)."""
-    if enqueued.outcome is EnqueueOutcome.REMOVED:
-        return Response(RemovedOut(id=enqueued.task.id), status_code=200)
-    status = 202 if enqueued.outcome is EnqueueOutcome.CREATED else 200
-    return task_response(enqueued.task, status)
+    return json_response(*enqueued_answer(enqueued))
 
 
 class TaskController(Controller):
@@ -75,9 +72,7 @@ class TaskController(Controller):
     ) -> Response[TaskOut | RemovedOut]:
         principal = caller(request)
         enqueued = await enqueue_task.execute(data.to_request(principal.name))
-        if not may_read(principal, enqueued.task.created_by):
-            raise DuplicateTask(enqueued.task.id)  # another key's task: never shown
-        return enqueued_response(enqueued)
+        return json_response(*answer_to(principal, enqueued))
 
     @get(
         "/",

@@ -14,8 +14,11 @@ from litestar import Response
 from litestar.enums import MediaType
 from pydantic_core import to_json
 
+from domain.errors import DuplicateTask
 from domain.task import Attempt, Task
-from interfaces.http.schemas import time_text
+from domain.values import Enqueued, EnqueueOutcome
+from interfaces.http.auth import Principal, may_read
+from interfaces.http.schemas import RemovedOut, time_text
 
 
 def task_wire(task: Task) -> dict[str, Any]:
@@ -64,4 +67,25 @@ def _attempt(entry: Attempt) -> dict[str, Any]:
 
 def task_response(task: Task, status_code: int = 200) -> Response[Any]:
     """The task as a JSON response (its route declares TaskOut as what it answers)."""
-    return Response(to_json(task_wire(task)), status_code=status_code, media_type=MediaType.JSON)
+    return json_response(status_code, task_wire(task))
+
+
+def enqueued_answer(enqueued: Enqueued) -> tuple[int, dict[str, Any]]:
+    """The status and body answering an enqueue: 202 and the task for a new one; 200 for
+    the same request repeated, with the task or, for a removed one, its removal."""
+    task = enqueued.task
+    if enqueued.outcome is EnqueueOutcome.REMOVED:
+        return 200, RemovedOut(id=task.id).model_dump(mode="json", by_alias=True)
+    return (202 if enqueued.outcome is EnqueueOutcome.CREATED else 200), task_wire(task)
+
+
+def answer_to(principal: Principal, enqueued: Enqueued) -> tuple[int, dict[str, Any]]:
+    """`enqueued_answer` for the caller who enqueued; DuplicateTask when the id holds
+    another key's task, which is never shown."""
+    if not may_read(principal, enqueued.task.created_by):
+        raise DuplicateTask(enqueued.task.id)
+    return enqueued_answer(enqueued)
+
+
+def json_response(status: int, body: Any) -> Response[Any]:
+    return Response(to_json(body), status_code=status, media_type=MediaType.JSON)

@@ -52,10 +52,15 @@ local function add_later(key, score, member)
   pending[#pending + 1] = member
 end
 
-local function add_entries()
-  for key, pending in pairs(entries) do
-    for first = 1, #pending, 4000 do  -- unpack's stack holds a few thousand values
-      redis.call('ZADD', key, unpack(pending, first, math.min(first + 3999, #pending)))
+-- redis.call(command, key, ...args) in runs of at most 4,000 args: unpack's stack holds a
+-- few thousand values. `key` nil: the args are all there is (MSET's keys and values).
+local function call_in_runs(command, key, args)
+  for first = 1, #args, 4000 do
+    local last = math.min(first + 3999, #args)
+    if key then
+      redis.call(command, key, unpack(args, first, last))
+    else
+      redis.call(command, unpack(args, first, last))
     end
   end
 end
@@ -121,10 +126,10 @@ for i, task in ipairs(tasks) do
   replies[i] = enqueue(task, KEYS[3 * i + 3], KEYS[3 * i + 4], KEYS[3 * i + 5])
 end
 
-add_entries()
-for first = 1, #owners, 4000 do
-  redis.call('MSET', unpack(owners, first, math.min(first + 3999, #owners)))
+for key, pending in pairs(entries) do
+  call_in_runs('ZADD', key, pending)
 end
+call_in_runs('MSET', nil, owners)
 if wake then
   redis.call('ZADD', KEYS[3], 0, '0')
 end
