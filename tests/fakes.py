@@ -34,6 +34,7 @@ from domain.values import (
     ClaimRequest,
     Enqueued,
     EnqueueOutcome,
+    FencedWrite,
     Lease,
     LeaseState,
     QueueStats,
@@ -45,6 +46,7 @@ from domain.values import (
 
 # The search words are part of the contract (what a search finds), so the fake uses the
 # very function the adapter indexes with; it is pure and does no I/O.
+from infrastructure.redis.keys import effect_key
 from infrastructure.redis.limits import DURATIONS_KEPT, PROMOTE_LIMIT
 from infrastructure.redis.search import task_tokens, words
 
@@ -341,6 +343,78 @@ class _Queue:
         return any(token in tokens for tokens in self.tokens.values())
 
 
+class _Effects:
+    """The handlers' effect keys (write_fenced.lua's commands) in a dict: strings as str,
+    hashes as dict, lists as list, sets as set. Not modelled: expiry (PEXPIRE and SET's PX
+    are recorded, never applied)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.expiry: dict[str, int] = {}
+
+    def run(self, key: str, command: str, args: Sequence[str]) -> Any:
+        run: Callable[[str, Sequence[str]], Any] = getattr(self, f"_{command.lower()}")
+        return run(key, args)
+
+    def _set(self, key: str, args: Sequence[str]) -> None:
+        self.values[key] = args[0]
+        if len(args) == 3:  # value PX ms
+            self.expiry[key] = int(args[2])
+
+    def _del(self, key: str, args: Sequence[str]) -> int:
+        self.expiry.pop(key, None)
+        return int(self.values.pop(key, None) is not None)
+
+    def _pexpire(self, key: str, args: Sequence[str]) -> int:
+        if key in self.values:
+            self.expiry[key] = int(args[0])
+        return int(key in self.values)
+
+    def _incrby(self, key: str, args: Sequence[str]) -> int:
+        return _incremented(self.values, key, self._of(key, str, "0"), args[0])
+
+    def _hset(self, key: str, args: Sequence[str]) -> int:
+        fields = self._of(key, dict)
+        pairs = dict(zip(args[::2], args[1::2], strict=True))
+        new = len(pairs.keys() - fields.keys())
+        fields.update(pairs)
+        return new
+
+    def _hincrby(self, key: str, args: Sequence[str]) -> int:
+        fields = self._of(key, dict)
+        return _incremented(fields, args[0], fields.get(args[0], "0"), args[1])
+
+    def _rpush(self, key: str, args: Sequence[str]) -> int:
+        items = self._of(key, list)
+        items.extend(args)
+        return len(items)
+
+    def _sadd(self, key: str, args: Sequence[str]) -> int:
+        members = self._of(key, set)
+        before = len(members)
+        members.update(args)
+        return len(members) - before
+
+    def _of(self, key: str, kind: type, empty: Any = None) -> Any:
+        """The key's value, which must be of `kind`; a new one (stored, unless `empty`
+        stands for it) when the key is not there."""
+        value = self.values.get(key)
+        if value is None:
+            return empty if empty is not None else self.values.setdefault(key, kind())
+        if not isinstance(value, kind):
+            raise ValueError(f"WRONGTYPE {key} holds the wrong kind of value")
+        return value
+
+
+def _incremented(where: dict[str, Any], field: str, current: str, amount: str) -> int:
+    try:
+        total = int(current) + int(amount)
+    except ValueError:
+        raise ValueError("ERR value is not an integer or out of range") from None
+    where[field] = str(total)
+    return total
+
+
 class MemoryFeed:
     """EventFeed of the fake: a reader FEED_SIZE events behind ends "lagged"."""
 
@@ -404,6 +478,7 @@ class InMemoryTaskQueue:
         self._finished: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
         self._subscribers: list[tuple[frozenset[str], asyncio.Queue[StopRequest]]] = []
         self._feeds: set[MemoryFeed] = set()
+        self.effects = _Effects()
 
     def _queue(self, name: str) -> _Queue:
         return self._queues.setdefault(name, _Queue())
@@ -582,6 +657,14 @@ class InMemoryTaskQueue:
         state = self._queue(task.queue)
         stored = state.current(task)
         state.tasks[task.id] = replace(stored, progress=_JSON.dump_python(progress, mode="json"))
+
+    async def write_fenced(self, task: Task, write: FencedWrite) -> Any:
+        """write_fenced.lua: the token's check and the write, in one step."""
+        self._queue(task.queue).current(task)
+        return self.effects.run(self.effect_key(task.queue, write.name), write.command, write.args)
+
+    def effect_key(self, queue: str, name: str) -> str:
+        return effect_key(queue, name)
 
     async def extend_leases(
         self, held: Sequence[tuple[Task, Lease | None]], lease_ms: int, now: int

@@ -17,6 +17,7 @@ from domain.values import (
     ClaimBatch,
     ClaimRequest,
     Enqueued,
+    FencedWrite,
     Lease,
     LeaseState,
     QueueStats,
@@ -129,6 +130,17 @@ class ITaskTransitions(Protocol):
 
     async def set_progress(self, task: Task, progress: Any) -> None:
         """Record progress of an active task; `LockLost` if the token is stale."""
+        ...
+
+    async def write_fenced(self, task: Task, write: FencedWrite) -> Any:
+        """Run a handler's own write on the effect key `effect_key(task.queue, write.name)`,
+        in the same atomic step as the check that `task` is active under its token:
+        `LockLost` (and nothing written) otherwise. Redis's reply (SET: None); a
+        ValueError when the key holds another type."""
+        ...
+
+    def effect_key(self, queue: str, name: str) -> str:
+        """The Redis key a fenced write named `name` writes: in the queue's hash slot."""
         ...
 
     async def remove(self, task: Task) -> None:

@@ -16,6 +16,26 @@ class EnqueueOutcome(StrEnum):
     CONFLICT = "conflict"  # the id is held by a task with another name or payload
 
 
+# The Redis commands a handler's fenced write may run, by the shape of their arguments: each
+# writes the one key it names, and no other.
+FENCED_COMMANDS = frozenset({"SET", "DEL", "PEXPIRE", "INCRBY", "HSET", "HINCRBY", "RPUSH", "SADD"})
+
+
+@dataclass(frozen=True, slots=True)
+class FencedWrite:
+    """One of a handler's own writes: `command` (one of FENCED_COMMANDS) on the effect key
+    `name` of the task's queue, with `args`. The store runs it only while the execution
+    that asks still holds the task (`ctx.fenced`)."""
+
+    command: str
+    name: str
+    args: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.command not in FENCED_COMMANDS:
+            raise ValueError(f"{self.command!r} is not a fenced write")
+
+
 @dataclass(frozen=True, slots=True)
 class Enqueued:
     task: Task  # for REMOVED and CONFLICT, the request as it would have been stored

@@ -70,9 +70,10 @@ class Proc:
         self._out.close()
 
     def lines(self) -> list[dict[str, Any]]:
-        """The JSON log lines written so far (every line must be JSON)."""
-        text = self.log.read_text()
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        """The JSON log lines written so far (every line must be JSON); a last line still
+        being written is left for the next call."""
+        finished = self.log.read_text().split("\n")[:-1]
+        return [json.loads(line) for line in finished if line.strip()]
 
 
 class Cluster:

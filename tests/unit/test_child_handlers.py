@@ -179,7 +179,10 @@ class FakeChildPool:
         self.die = False
         self.ended = 0
 
-    async def run(self, job: ChildJob, on_progress: Callable[[Any], None]) -> Any:
+    async def run(
+        self, job: ChildJob, on_progress: Callable[[Any], None], on_write: Any = None
+    ) -> Any:
+        """The job in this process (no fenced writes: tests/e2e runs those in children)."""
         if self.die:
             raise ChildDied("the handler's child process (pid 1) killed by SIGKILL")
         if self.hang:

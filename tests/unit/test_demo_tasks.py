@@ -60,7 +60,7 @@ async def run(registry: TaskRegistry, name: str, payload: Any, ctx: TaskContext)
 def test_the_module_registers_every_demo_type_on_the_default_queue(
     registry: TaskRegistry,
 ) -> None:
-    expected = ["echo", "email", "fail", "sendEmail", "sleep", "sleep_sync"]
+    expected = ["echo", "email", "fail", "sendEmail", "ship_order", "sleep", "sleep_sync"]
     assert registry.names == expected
     assert all(task_type.queue == "default" for task_type in demo.TASKS)
 

@@ -3,8 +3,9 @@ does with one job."""
 
 from __future__ import annotations
 
+import functools
 import importlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -13,6 +14,7 @@ from application.registry import TaskRegistry, TaskType
 from application.running.failures import failure_from, json_value, unstorable
 from domain.errors import SchedulerError
 from domain.task import Failure, Task, TaskError
+from domain.values import FencedWrite
 
 Reply = tuple[Literal["done"], Any] | tuple[Literal["failed"], Failure]
 """A child's answer to a job: the result as JSON data, or the handler's failure."""
@@ -50,14 +52,22 @@ class IChildPool(Protocol):
     data; it raises `RaisedInChild` with the handler's failure, and `ChildDied` (naming the
     exit code or signal) when the child ended before it answered. What the handler reports
     with `ctx.report_progress` reaches `on_progress` in the caller's event loop, which is
-    never blocked waiting for a child.
+    never blocked waiting for a child. A fenced write (`ctx.fenced_sync`) is carried out
+    by `on_write` in the caller's event loop while the handler waits for its answer; the
+    handler gets `FenceLost` (nothing written) or the ValueError of a refused write as if
+    it had written itself. Without `on_write`, each fenced write raises RuntimeError.
 
     Cancelling `run` ends its child (SIGTERM, then SIGKILL) before the cancellation goes
     on: the handler has stopped once `run` has returned or raised, so no retry overlaps it.
     A fresh child takes its place when one is next needed.
     """
 
-    async def run(self, job: ChildJob, on_progress: Callable[[Any], None]) -> Any: ...
+    async def run(
+        self,
+        job: ChildJob,
+        on_progress: Callable[[Any], None],
+        on_write: Callable[[FencedWrite], Awaitable[Any]] | None = None,
+    ) -> Any: ...
 
 
 def child_registry(modules: Iterable[str], context: Mapping[str, Any]) -> TaskRegistry:
@@ -71,9 +81,17 @@ def child_registry(modules: Iterable[str], context: Mapping[str, Any]) -> TaskRe
 
 
 def run_job(
-    registry: TaskRegistry, job: ChildJob, report: Callable[[Any], None], log: Logger
+    registry: TaskRegistry,
+    job: ChildJob,
+    report: Callable[[Any], None],
+    log: Logger,
+    *,
+    write: Callable[[FencedWrite], Any] | None = None,
+    effect_key: Callable[[str, str], str] | None = None,
 ) -> Reply:
     """Run the handler in this (child) process and turn whatever it does into a reply.
+    `write` sends `ctx.fenced_sync`'s writes to the worker and waits for their answer;
+    `effect_key(queue, name)` names their keys.
 
     `ctx.raise_if_cancelled()` never raises here: a cancelled task's child is ended
     instead, wherever its handler is.
@@ -90,6 +108,7 @@ def run_job(
         fence=job.fence,
         log=log,
         on_progress=report,
+        **_writes(job.queue, write, effect_key),
     )
     try:
         result = task_type.handler(payload, ctx)
@@ -99,3 +118,14 @@ def run_job(
         return "done", json_value(result)
     except ValueError as reason:
         return "failed", unstorable(reason)
+
+
+def _writes(
+    queue: str,
+    write: Callable[[FencedWrite], Any] | None,
+    effect_key: Callable[[str, str], str] | None,
+) -> dict[str, Any]:
+    """A child's context's fenced writes: blocking ones only (its handler is sync)."""
+    if write is None or effect_key is None:
+        return {}
+    return {"write_sync": write, "effect_key": functools.partial(effect_key, queue)}

@@ -59,10 +59,16 @@ class Execution:
         something else interrupted it first), for its runner to stop the handler."""
         if self.lease_valid():
             return True
+        self.lose("the lease ran out before the handler could go on")
+        return False
+
+    def lose(self, detail: str) -> None:
+        """The task is not this execution's any more: LOCK_LOST (unless something else
+        interrupted it first). Unlike `abort`, the handler is not interrupted from here:
+        the caller is in the handler's way already."""
         if self.reason is None:
             self.reason = Interruption.LOCK_LOST
-            self.detail = "the lease ran out before the handler could go on"
-        return False
+            self.detail = detail
 
     def abort(self, reason: Interruption, detail: str = "") -> None:
         if self.reason is not None:

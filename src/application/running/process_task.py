@@ -15,6 +15,7 @@ from application.registry import TaskRegistry, TaskType
 from application.running.children import IChildPool
 from application.running.execution import Execution
 from application.running.failures import failure_from, json_value, unstorable
+from application.running.fenced import FencedWriter
 from application.running.progress import ProgressReporter
 from application.running.run_handler import Interrupted, run_handler
 from domain.errors import LockLost, LockNotAcquired, QueueUnavailable, SchedulerError
@@ -147,9 +148,12 @@ class ProcessTask:
         is nothing to record (the lock was lost, or an operator recorded it already)."""
         task = execution.task
         progress = ProgressReporter(self._queue, task, self._log)
-        ctx = self._context(task, progress, execution)
+        writer = FencedWriter(self._queue, execution)
+        ctx = self._context(task, progress, execution, writer)
         try:
-            result = await run_handler(execution, task_type, payload, ctx, self._children)
+            result = await run_handler(
+                execution, task_type, payload, ctx, self._children, on_write=writer.write
+            )
         except Interrupted:
             ctx.cancel()
             return self._interrupted(execution)
@@ -227,7 +231,9 @@ class ProcessTask:
         else:
             self._log.info("task.returned")
 
-    def _context(self, task: Task, progress: ProgressReporter, execution: Execution) -> TaskContext:
+    def _context(
+        self, task: Task, progress: ProgressReporter, execution: Execution, writer: FencedWriter
+    ) -> TaskContext:
         return TaskContext(
             task_id=task.id,
             queue=task.queue,
@@ -236,6 +242,9 @@ class ProcessTask:
             log=self._log,
             on_progress=progress.report,
             lease_valid=execution.holds,
+            write=writer.write,
+            write_sync=writer.write_sync,
+            effect_key=writer.key,
         )
 
 

@@ -7,14 +7,16 @@ import asyncio
 import contextvars
 import functools
 import types
-from collections.abc import Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
 from application.handlers import TaskCancelled, TaskContext
 from application.registry import TaskType
 from application.running.children import ChildJob, IChildPool
 from application.running.execution import Execution
+from application.running.failures import RaisedInChild
 from domain.task import Interruption
+from domain.values import FencedWrite
 
 
 class Interrupted(Exception):
@@ -27,8 +29,11 @@ async def run_handler(
     payload: Any,
     ctx: TaskContext,
     children: IChildPool | None = None,
+    *,
+    on_write: Callable[[FencedWrite], Awaitable[Any]] | None = None,
 ) -> Any:
-    """The handler's result, or its exception as raised; `Interrupted` if cut short."""
+    """The handler's result, or its exception as raised; `Interrupted` if cut short.
+    `on_write` carries out the fenced writes of a handler in a child process."""
     if execution.reason is not None:
         raise Interrupted
     timeout_s = execution.task.timeout_ms / 1000
@@ -40,7 +45,13 @@ async def run_handler(
         if children is None:
             raise RuntimeError(f"task type {task_type.name!r} needs a worker's child processes")
         job = ChildJob.of(execution.task)
-        return await _run_async(execution, children.run(job, ctx.report_progress), timeout_s)
+        in_child = children.run(job, ctx.report_progress, on_write)
+        try:
+            return await _run_async(execution, in_child, timeout_s)
+        except RaisedInChild:
+            if execution.reason is not None:  # a fenced write found the task lost
+                raise Interrupted from None
+            raise
     call = functools.partial(contextvars.copy_context().run, task_type.handler, payload, ctx)
     return await _run_sync(execution, call, ctx, timeout_s)
 

@@ -10,11 +10,15 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from application.handlers import Logger
+from application.handlers import FenceLost, Logger
 from application.registry import TaskRegistry
 from application.running.children import ChildJob, child_registry, run_job
+from domain.values import FencedWrite
 from infrastructure.logging import bind_task, configure_logging, get_logger
+from infrastructure.redis.keys import effect_key
 
+# How the worker's answer to a fenced write names a refusal: raised in the handler as these.
+REFUSALS: dict[str, type[Exception]] = {"fence_lost": FenceLost, "invalid": ValueError}
 PROGRESS_INTERVAL_S = 0.05  # a handler may report in a tight loop: the pipe sees the latest
 ORPHAN_CHECK_S = 1.0
 _NOTHING = object()
@@ -33,7 +37,8 @@ class ChildSpec:
 
 def serve(conn: Connection, spec: ChildSpec) -> None:
     """The child's main: says "ready" once its modules are imported, then answers each
-    job with ("progress", value)... and one ("done", result) or ("failed", failure)."""
+    job with ("progress", value)... and one ("done", result) or ("failed", failure); a
+    ("write", FencedWrite) waits for ("written", reply) or ("refused", (why, message))."""
     # Ctrl-C reaches the whole process group: the worker decides what its children do.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     configure_logging(spec.log_level, spec.log_format, spec.secrets)
@@ -52,11 +57,23 @@ def serve(conn: Connection, spec: ChildSpec) -> None:
 def _answer_jobs(conn: Connection, registry: TaskRegistry, log: Logger) -> None:
     progress = _Progress(conn)
     conn.send(("ready", None))
+
+    def write(fenced: FencedWrite) -> Any:
+        """A fenced write, carried out by the worker: the pipe's one question with an
+        answer (the worker sends nothing else while a job runs)."""
+        progress.flush()  # what the handler reported before it wrote comes first
+        conn.send(("write", fenced))
+        kind, value = conn.recv()
+        if kind == "written":
+            return value
+        refusal, message = value
+        raise REFUSALS.get(refusal, RuntimeError)(message)
+
     while True:
         job: ChildJob = conn.recv()
         bind_task(task_id=job.task_id, task_name=job.task_name, queue=job.queue,
                   attempt=job.attempt, worker_id=job.worker_id)  # fmt: skip
-        reply = run_job(registry, job, progress.report, log)
+        reply = run_job(registry, job, progress.report, log, write=write, effect_key=effect_key)
         progress.flush()
         conn.send(reply)
 

@@ -7,11 +7,13 @@ import contextlib
 import multiprocessing
 import signal
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from application.handlers import FenceLost
 from application.running.children import ChildDied, ChildJob
 from application.running.failures import RaisedInChild
+from domain.values import FencedWrite
 from infrastructure.children.child import ChildSpec, serve
 
 TERM_GRACE_S = 1.0  # after SIGTERM, this long before SIGKILL
@@ -24,6 +26,10 @@ _SPAWN = multiprocessing.get_context("spawn")
 
 def _ignore(progress: Any) -> None:
     """No job is running: nobody to tell."""
+
+
+async def _no_store(write: FencedWrite) -> Any:
+    raise RuntimeError("this pool's jobs have no fenced writes")
 
 
 class _Child:
@@ -48,6 +54,8 @@ class _Child:
         self._fd = self.conn.fileno()
         self.reply: asyncio.Future[Any] | None = self._loop.create_future()  # its "ready"
         self.on_progress: Callable[[Any], None] = _ignore
+        self.on_write: Callable[[FencedWrite], Awaitable[Any]] = _no_store
+        self._writes: set[asyncio.Task[None]] = set()  # answered to the child when done
         self.gone: asyncio.Future[int] = self._loop.create_future()  # its exit code
         self._reaper: asyncio.Task[None] | None = None
         self._reading = True
@@ -57,10 +65,16 @@ class _Child:
     async def ready(self) -> None:
         await self._answer()
 
-    async def call(self, job: ChildJob, on_progress: Callable[[Any], None]) -> Any:
+    async def call(
+        self,
+        job: ChildJob,
+        on_progress: Callable[[Any], None],
+        on_write: Callable[[FencedWrite], Awaitable[Any]] = _no_store,
+    ) -> Any:
         """The child's reply to `job`: ("done", result) or ("failed", failure)."""
         self.reply = self._loop.create_future()
         self.on_progress = on_progress
+        self.on_write = on_write
         with contextlib.suppress(OSError):  # it died idle: its reaper answers for it
             self.conn.send(job)
         return await self._answer()
@@ -72,6 +86,7 @@ class _Child:
         finally:
             self.reply = None
             self.on_progress = _ignore
+            self.on_write = _no_store
 
     def _readable(self) -> None:
         try:
@@ -79,10 +94,29 @@ class _Child:
                 kind, value = self.conn.recv()
                 if kind == "progress":
                     self.on_progress(value)
+                elif kind == "write":
+                    write = self._loop.create_task(self._write(self.on_write, value))
+                    self._writes.add(write)
+                    write.add_done_callback(self._writes.discard)
                 elif self.reply is not None and not self.reply.done():
                     self.reply.set_result((kind, value))
         except (EOFError, OSError):
             self._stop_reading()
+
+    async def _write(
+        self, on_write: Callable[[FencedWrite], Awaitable[Any]], fenced: FencedWrite
+    ) -> None:
+        """Carry out the child's fenced write and send it the answer it waits for."""
+        try:
+            answer: tuple[str, Any] = ("written", await on_write(fenced))
+        except FenceLost as exc:
+            answer = ("refused", ("fence_lost", str(exc)))
+        except ValueError as exc:
+            answer = ("refused", ("invalid", str(exc)))
+        except Exception as exc:  # noqa: BLE001 - the handler's write failed: it decides
+            answer = ("refused", ("failed", repr(exc)))
+        with contextlib.suppress(OSError):  # it was ended meanwhile
+            self.conn.send(answer)
 
     def _stop_reading(self) -> None:
         # Once only: after the pipe is closed its descriptor's number may be reused.
@@ -155,10 +189,15 @@ class ChildPool:
     def pids(self) -> list[int]:
         return sorted(child.pid for child in self._children)
 
-    async def run(self, job: ChildJob, on_progress: Callable[[Any], None]) -> Any:
+    async def run(
+        self,
+        job: ChildJob,
+        on_progress: Callable[[Any], None],
+        on_write: Callable[[FencedWrite], Awaitable[Any]] | None = None,
+    ) -> Any:
         child = await self._take()
         try:
-            kind, value = await child.call(job, on_progress)
+            kind, value = await child.call(job, on_progress, on_write or _no_store)
         except BaseException:  # cancelled (timeout, abort, shutdown), or the child died
             await child.end()
             raise

@@ -28,6 +28,7 @@ LAYOUT: dict[str, str] = {
     "names": "names",  # every task name the queue has seen
     "finished": "finished:",  # + minute: how many tasks finished in that minute
     "durations": "durations:",  # + name: recent durations of completed tasks
+    "effect": "fx:",  # + name: a key that handlers write with fenced writes
     "marker": "marker",  # what idle workers block on
     "meta": "meta",  # field paused = 1 while the queue is paused
     "fence": "fence",  # one strictly increasing token per claim
@@ -92,6 +93,11 @@ class QueueKeys:
     def durations(self, name: str) -> str:
         return self._key("durations", name)
 
+    def effect(self, name: str) -> str:
+        """A key of the handlers' own, written by `ctx.fenced`: in the queue's slot, so one
+        script checks the task's token and writes it, on a Cluster too."""
+        return self._key("effect", name)
+
     @cached_property
     def wait(self) -> str:
         return self.state(TaskStatus.WAITING)
@@ -152,6 +158,10 @@ class QueueKeys:
 @lru_cache(maxsize=1024)
 def keys_of(queue: str) -> QueueKeys:
     return QueueKeys(queue)
+
+
+def effect_key(queue: str, name: str) -> str:
+    return keys_of(queue).effect(name)
 
 
 def events_pattern(db: int) -> str:

@@ -23,6 +23,7 @@ class Code(IntEnum):
     LEASE_VALID = -3  # a stall's recovery: the lease has not run out after all
     ACTIVE = -4  # a removal: the task is running
     CONFLICT = -5  # an enqueue: the id is held by another request's task
+    WRONG_TYPE = -6  # a fenced write: Redis refused the command (the key holds another type)
 
 
 def worker_error(code: int, task_id: str) -> SchedulerError | None:
@@ -76,6 +77,7 @@ class Scripts:
     change_task: Script
     extend_leases: Script
     set_progress: Script
+    write_fenced: Script
     remove_task: Script
     sweep_tasks: Script
     request_cancel: Script

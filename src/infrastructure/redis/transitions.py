@@ -8,10 +8,10 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from domain.task import StopKind, Task, TaskStatus
-from domain.values import ClaimBatch, ClaimRequest, Enqueued, Lease, LeaseState
+from domain.values import ClaimBatch, ClaimRequest, Enqueued, FencedWrite, Lease, LeaseState
 from infrastructure.redis import codec, storing
 from infrastructure.redis.client import database_of
-from infrastructure.redis.keys import keys_of, task_lock, task_owner
+from infrastructure.redis.keys import effect_key, keys_of, task_lock, task_owner
 from infrastructure.redis.lane import Lane, Script
 from infrastructure.redis.limits import DURATIONS_KEPT, FINISHED_COUNTER_TTL_MS, PROMOTE_LIMIT
 from infrastructure.redis.queries import RedisViews
@@ -190,6 +190,22 @@ class RedisTransitions:
             args=[task.fence, codec.encode_json(progress)],
         )
         raise_for(int(code), task.id)
+
+    @reachable
+    async def write_fenced(self, task: Task, write: FencedWrite) -> Any:
+        keys = keys_of(task.queue)
+        code, *reply = await self._run(
+            self._scripts.write_fenced,
+            keys=[keys.task(task.id), keys.effect(write.name)],
+            args=[task.fence, write.command, *write.args],
+        )
+        if code == Code.WRONG_TYPE:
+            raise ValueError(f"fenced write {write.command} {write.name!r}: {reply[0]}")
+        raise_for(int(code), task.id)
+        return None if write.command == "SET" else reply[0]
+
+    def effect_key(self, queue: str, name: str) -> str:
+        return effect_key(queue, name)
 
     @reachable
     async def expired(self, queue: str, now: int, limit: int) -> list[Task]:

@@ -47,6 +47,13 @@ class EmailDemo(BaseModel):
     to: EmailAddress
 
 
+class ShipOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid", serialize_by_alias=True)
+
+    order_id: str = Field(alias="orderId", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    carrier: str = Field(min_length=1, max_length=64)
+
+
 def _steps(ms: int) -> Iterator[tuple[float, int]]:
     """(seconds to sleep, percent done after it) for a sleep of `ms` in short steps."""
     slept = 0
@@ -92,6 +99,34 @@ async def email_demo(payload: EmailDemo, ctx: TaskContext) -> dict[str, Any]:
     return {"to": payload.to, "demo": True}
 
 
+async def ship_order(payload: ShipOrder, ctx: TaskContext) -> dict[str, Any]:
+    """Effects that a stale execution cannot make, both ways.
+
+    A service outside Redis gets the task's id as its idempotency key and `ctx.fence`
+    beside it, and keeps the highest fence it has seen, so a request from an execution
+    that lost its task is dropped there (in SQL: `UPDATE shipments SET carrier = :carrier,
+    fence = :fence WHERE order_id = :order AND fence < :fence`). The order's own record
+    is a fenced write: Redis applies it only while this execution holds the task.
+    """
+    order = payload.order_id
+    await ctx.checkpoint()  # a stopped or stale execution goes no further than here
+    ctx.log.info(
+        "demo.shipment_requested",
+        order_id=order,
+        carrier=payload.carrier,
+        idempotency_key=ctx.task_id,
+        fence=ctx.fence,
+    )
+    fields: dict[str, str | int] = {
+        "status": "shipped",
+        "carrier": payload.carrier,
+        "fence": ctx.fence,
+    }
+    await ctx.fenced.hset(f"order:{order}", fields)
+    await ctx.fenced.rpush(f"order:{order}:log", f"shipped by {ctx.task_id} under {ctx.fence}")
+    return {"orderId": order, "record": ctx.fenced.key(f"order:{order}"), "fence": ctx.fence}
+
+
 TASKS: list[TaskType] = [
     TaskType("sleep", Sleep, sleep),
     TaskType("sleep_sync", Sleep, sleep_sync),
@@ -99,4 +134,5 @@ TASKS: list[TaskType] = [
     TaskType("fail", Fail, fail),
     TaskType("sendEmail", SendEmailDemo, send_email_demo),
     TaskType("email", EmailDemo, email_demo),
+    TaskType("ship_order", ShipOrder, ship_order),
 ]

@@ -12,6 +12,7 @@ Return codes (scripts.py Code, one meaning each, in every script):
    2 removed, the same       3 held, and an operator asked to cancel
   -1 no such task           -2 not as the caller read it (status or fencing token)
   -3 the lease is still valid  -4 the task is active  -5 the id is held by another request
+  -6 Redis refused a handler's write (its key holds another type)
 ]]
 local STATUS_SET = {
   waiting = K['waiting'], delayed = K['delayed'], active = K['active'],
