@@ -6,16 +6,25 @@ A task module lists its task types in `TASKS`; each names a payload model (pydan
 handler, `async def handler(payload, ctx)` or a plain `def` (run in a thread). The handler
 raises `NonRetryableError` to fail at once, `RetryAfter` to choose its next delay, and calls
 `ctx.raise_if_cancelled()` (sync handlers) so an abort stops it; `ctx.fence` orders its
-executions. `application.handlers` and `application.registry` still export the same names
+executions, and `ctx.fenced` writes Redis keys only while the execution holds the task.
+`application.handlers` and `application.registry` still export the same names
 for modules written against them.
 """
 
-from application.handlers import Logger, NonRetryableError, RetryAfter, TaskCancelled, TaskContext
+from application.handlers import (
+    FenceLost,
+    Logger,
+    NonRetryableError,
+    RetryAfter,
+    TaskCancelled,
+    TaskContext,
+)
 from application.registry import Handler, TaskType
 from domain.task import Backoff
 
 __all__ = [
     "Backoff",
+    "FenceLost",
     "Handler",
     "Logger",
     "NonRetryableError",
