@@ -8,7 +8,8 @@ loads bench/fault_body.py instead of the harness's body; the other systems run a
 harness. Added to each result, `attribution`: for every key whose body ran to the end more
 than once, who finished it first: a worker SIGKILLed later (at-least-once: it died between
 its body's last write and its outcome), the frozen worker (frozen between the two), or
-another; and how many a thawed worker finished after the thaw. For Conveyor also the fenced
+another; and how many a thawed worker finished after the thaw. The same for the keys started
+more than once (`attribution_starts`): who started them first. For Conveyor also the fenced
 record (`conveyor:{fault}:fx:done`): how many keys have more than one entry, the same way.
 """
 
@@ -54,21 +55,23 @@ def stop(self: Any) -> None:
     _stop(self)
 
 
-def attribute(done: list[tuple[str, ...]], frozen: set[int]) -> dict[str, int]:
+def attribute(records: list[tuple[str, ...]], frozen: set[int]) -> dict[str, int]:
+    """Keys recorded more than once, by who recorded them first (and whether the frozen
+    worker recorded them again after that)."""
     by_key: dict[str, list[int]] = collections.defaultdict(list)
-    for key, pid in done:
+    for key, pid in records:
         by_key[key].append(int(pid))
     causes: collections.Counter[str] = collections.Counter()
     for pids in by_key.values():
         if len(pids) < 2:
             continue
-        causes[_finisher(pids[0], frozen)] += 1
-        causes["finished_by_frozen_after_another"] += any(p in frozen for p in pids[1:])
-    return {"keys": len(by_key), "keys_done_gt1": sum(len(p) > 1 for p in by_key.values()),
+        causes[_first(pids[0], frozen)] += 1
+        causes["then_by_frozen_worker"] += any(p in frozen for p in pids[1:])
+    return {"keys": len(by_key), "keys_gt1": sum(len(p) > 1 for p in by_key.values()),
             **causes}  # fmt: skip
 
 
-def _finisher(pid: int, frozen: set[int]) -> str:
+def _first(pid: int, frozen: set[int]) -> str:
     if pid in killed:
         return "first_by_killed_worker"
     return "first_by_frozen_worker" if pid in frozen else "first_by_other"
@@ -80,9 +83,11 @@ def run_one(name: str, r: Any, *args: Any) -> dict[str, Any]:
     res: dict[str, Any] = _run_one(name, r, *args)
     frozen = set(res["frozen"]["pids"])
     res["attribution"] = attribute(seen.get(run.DONE, []), frozen)
+    res["attribution_starts"] = attribute(seen.get(run.STARTS, []), frozen)
     if name == "conveyor":
         res["attribution_fenced"] = attribute(seen.get("fenced", []), frozen)
-    print(name, "attribution", res["attribution"], res.get("attribution_fenced", ""), flush=True)
+    for part in ("attribution", "attribution_starts", "attribution_fenced"):
+        print(name, part, res.get(part), flush=True)
     return res
 
 
