@@ -19,10 +19,12 @@ from pydantic import TypeAdapter
 from pydantic_core import to_json
 
 from application.clock import system_clock
+from domain.admission import DepthLimits, finished_last_minute, retry_after_s
 from domain.errors import (
     InvalidTask,
     LockLost,
     LockNotAcquired,
+    QueueFull,
     TaskActive,
     TaskChanged,
     TaskNotFound,
@@ -466,8 +468,10 @@ class InMemoryTaskQueue:
         idempotency_window_ms: int,
         clock: Clock = system_clock,
         queues: Sequence[str] = DEFAULT_QUEUES,
+        depth_limits: DepthLimits | None = None,
     ) -> None:
         self._window_ms = idempotency_window_ms
+        self._depth_limits = depth_limits or DepthLimits()
         self._clock = clock
         self._queues: dict[str, _Queue] = {}
         self._configured = sorted(set(queues))
@@ -490,6 +494,8 @@ class InMemoryTaskQueue:
     # --- writing ------------------------------------------------------------------------
 
     async def enqueue(self, tasks: Sequence[Task], batch_id: str | None = None) -> list[Enqueued]:
+        for queue in dict.fromkeys(task.queue for task in tasks):  # all admitted, or none
+            self._admit(queue, [task for task in tasks if task.queue == queue])
         results = [self._enqueue_one(task) for task in tasks]
         members = [
             (r.task.queue, r.task.id) for r in results if r.outcome is not EnqueueOutcome.CONFLICT
@@ -497,6 +503,31 @@ class InMemoryTaskQueue:
         if batch_id is not None and members:  # RPUSH of the tasks that are the batch's own
             self._batches.setdefault(batch_id, []).extend(members)
         return results
+
+    def _admit(self, name: str, tasks: Sequence[Task]) -> None:
+        """enqueue_tasks.lua's refusal: QueueFull if the new tasks would pass the limit."""
+        limit = self._depth_limits.of(name)
+        if limit <= 0:
+            return
+        new = len({task.id for task in tasks if self._is_new(task)})
+        state = self._queue(name)
+        unfinished = (TaskStatus.WAITING, TaskStatus.DELAYED, TaskStatus.ACTIVE)
+        depth = sum(len(state.index[status]) for status in unfinished)
+        if new and depth + new > limit:
+            minute = tasks[0].created_at // 60_000
+            pace = finished_last_minute(
+                state.finished[minute], state.finished[minute - 1], tasks[0].created_at
+            )
+            raise QueueFull(name, limit, retry_after_s(depth + new - limit, pace))
+
+    def _is_new(self, task: Task) -> bool:
+        owner = self._owner(task.id)
+        if owner is not None and owner != task.queue:
+            return False
+        queue = self._queue(task.queue)
+        reserved = queue.reserved.get(task.id)
+        live_reservation = reserved is not None and reserved[1] > self._clock()
+        return task.id not in queue.tasks and not live_reservation
 
     def _owner(self, task_id: str) -> str | None:
         owner = self._owners.get(task_id)
@@ -552,6 +583,27 @@ class InMemoryTaskQueue:
             state.marker = True  # more work left: wake the next idle worker
             self._signal(state)
         return ClaimBatch(claimed)
+
+    async def claim_queues(
+        self, quotas: Sequence[tuple[str, int]], request: ClaimRequest
+    ) -> ClaimBatch:
+        """claim_queues.lua: the quotas, then what is left in the same order; one step
+        (`claim` never awaits)."""
+        left, short = request.limit, set[str]()
+        tasks: list[Task] = []
+        dues: list[int] = []
+        for queue, wanted in [*quotas, *((queue, None) for queue, _ in quotas)]:
+            limit = left if wanted is None else min(wanted, left)
+            if limit <= 0 or queue in short:
+                continue
+            batch = await self.claim(queue, request.worker_id, limit, request.lease_ms, request.now)
+            tasks += batch.tasks
+            left -= len(batch.tasks)
+            if len(batch.tasks) < limit:
+                short.add(queue)
+            if batch.next_due_at is not None:
+                dues.append(batch.next_due_at)
+        return ClaimBatch(tasks, None if tasks or not dues else min(dues))
 
     async def wait_for_work(self, queues: Sequence[str], timeout_ms: int) -> None:
         if timeout_ms <= 0:
@@ -702,18 +754,30 @@ class InMemoryTaskQueue:
             raise TaskActive(task.id)
         self._forget(state, task.queue, task.id)
 
-    async def sweep(self, queue: str, finished_before: Mapping[TaskStatus, int], limit: int) -> int:
+    async def sweep(
+        self,
+        queue: str,
+        finished_before: Mapping[TaskStatus, int],
+        limit: int,
+        keep: Mapping[TaskStatus, int] | None = None,
+    ) -> int:
         state = self._queue(queue)
         budget, removed = limit, 0
         for status in TERMINAL:
-            before = finished_before.get(status, 0)
-            if before > 0 and budget > 0:
-                members = state.index[status]
-                old = sorted((at, task_id) for task_id, at in members.items() if at < before)
-                for _, task_id in old[:budget]:
-                    self._forget(state, queue, task_id)
-                    removed += 1
-                budget -= len(old[:budget])
+            before, count = finished_before.get(status, 0), (keep or {}).get(status, 0)
+            members = state.index[status]
+            # ZSET order: by finish time, then by id
+            ordered = sorted((at, task_id) for task_id, at in members.items())
+            beyond = max(len(ordered) - count, 0) if count > 0 else 0
+            old = [
+                task_id
+                for n, (at, task_id) in enumerate(ordered)
+                if (before > 0 and at < before) or n < beyond
+            ][: max(budget, 0)]
+            for task_id in old:
+                self._forget(state, queue, task_id)
+            removed += len(old)
+            budget -= len(old)
         return removed
 
     def _forget(self, state: _Queue, queue: str, task_id: str) -> None:

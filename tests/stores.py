@@ -7,6 +7,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from domain.admission import DepthLimits
 from infrastructure.redis.events import EventHub
 from infrastructure.redis.feed import RedisFeed
 from infrastructure.redis.lane import Lane
@@ -27,6 +28,7 @@ class RedisStore:
         queues: Sequence[str] = ("default",),
         events: EventHub | None = None,
         locks_with_tasks: bool = False,
+        depth_limits: DepthLimits | None = None,
     ) -> None:
         pool = client.connection_pool.connection_kwargs
         url = (
@@ -34,7 +36,11 @@ class RedisStore:
         )
         self.lane = Lane.from_url(url, timeout_ms=10_000)
         self.transitions = RedisTransitions(
-            client, self.lane, idempotency_window_ms, locks_with_tasks=locks_with_tasks
+            client,
+            self.lane,
+            idempotency_window_ms,
+            locks_with_tasks=locks_with_tasks,
+            depth_limits=depth_limits or DepthLimits(),
         )
         self.views = RedisViews(client, queues)
         self.feed = RedisFeed(client, blocking, self.views, events or EventHub(client))

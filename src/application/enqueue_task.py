@@ -66,6 +66,11 @@ class EnqueueTask:
             raise DuplicateTask(enqueued.task.id)
         return enqueued
 
+    def check(self, request: EnqueueRequest) -> None:
+        """Raise what `execute` would raise for this request, storing nothing: for a
+        definition kept to enqueue later (a schedule's task)."""
+        self._build(request, self._clock())
+
     async def execute_many(
         self, requests: Sequence[EnqueueRequest], batch_id: str | None = None
     ) -> list[Enqueued]:

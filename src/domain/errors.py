@@ -84,3 +84,34 @@ class TemplateNotFound(SchedulerError):
     def __init__(self, template_id: str) -> None:
         super().__init__(f"template {template_id!r} not found")
         self.template_id = template_id
+
+
+class ScheduleNotFound(SchedulerError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"schedule {name!r} not found")
+        self.name = name
+
+
+class DuplicateSchedule(SchedulerError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a schedule named {name!r} exists already")
+        self.name = name
+
+
+class QueueFull(SchedulerError):
+    """The queue holds as many unfinished tasks as its depth limit allows: nothing of the
+    request was stored; `retry_after_s` is when room is likely, at the recent pace."""
+
+    def __init__(self, queue: str, limit: int, retry_after_s: int) -> None:
+        super().__init__(
+            f"queue {queue!r} is full: it holds its limit of {limit} unfinished tasks "
+            f"(waiting, delayed or running); retry in about {retry_after_s} s"
+        )
+        self.queue = queue
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+
+
+class StoreFull(QueueUnavailable):
+    """The store refuses writes (Redis out of memory, with maxmemory and noeviction):
+    nothing of the call was written."""

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from domain.audit import AuditEntry
+from domain.limits import LimitsView, QueueLimits
+from domain.schedule import Cadence, Schedule
 from domain.task import JSONObject, StopKind, Task, TaskStatus
 from domain.templates import Template
 from domain.values import (
@@ -76,6 +78,10 @@ class ITaskTransitions(Protocol):
         An id already held by a task with the same name and payload answers EXISTING with
         that task; one removed within the idempotency window answers REMOVED. The same id
         with another name or payload answers CONFLICT and stores nothing for that task.
+
+        A queue with a depth limit holds at most that many unfinished tasks (waiting,
+        delayed, active): if the call's new tasks (repeats of stored ids are not new) would
+        take one past it, the call stores nothing, in any queue, and raises QueueFull.
         """
         ...
 
@@ -84,6 +90,18 @@ class ITaskTransitions(Protocol):
     ) -> ClaimBatch:
         """Take up to `limit` due tasks of `queue` (none while it is paused), and the locks
         of those whose lock the store can take with them."""
+        ...
+
+    async def claim_queues(
+        self, quotas: Sequence[tuple[str, int]], request: ClaimRequest
+    ) -> ClaimBatch:
+        """Take up to `request.limit` due tasks of several queues, as `claim` does: each
+        queue up to its quota, in order, then the slots left to the queues in that same
+        order, each giving what it has ready. Where the store can, this is one atomic step
+        (so a queue listed later gets a slot only if the earlier ones had nothing ready for
+        it); otherwise the quotas are claimed together and the rest queue by queue.
+        `next_due_at`: the earliest due time of the unpaused queues' delayed tasks, when
+        nothing was claimed."""
         ...
 
     async def settle(
@@ -151,9 +169,16 @@ class ITaskTransitions(Protocol):
         """
         ...
 
-    async def sweep(self, queue: str, finished_before: Mapping[TaskStatus, int], limit: int) -> int:
-        """Retention: remove up to `limit` terminal tasks that finished before the time
-        given for their status (ids stay reserved as with `remove`). The number removed."""
+    async def sweep(
+        self,
+        queue: str,
+        finished_before: Mapping[TaskStatus, int],
+        limit: int,
+        keep: Mapping[TaskStatus, int] | None = None,
+    ) -> int:
+        """Retention: remove up to `limit` terminal tasks, oldest first, that finished
+        before the time given for their status, or that are behind the newest `keep[status]`
+        of it (ids stay reserved as with `remove`). The number removed."""
         ...
 
     async def set_paused(self, queue: str, paused: bool) -> None:
@@ -268,6 +293,82 @@ class ITemplateStore(Protocol):
 
     async def remove(self, template_id: str) -> None:
         """Delete the template; `TemplateNotFound` if there is none."""
+        ...
+
+
+class ISchedules(Protocol):
+    """Recurring schedules, by name, with where their firing stands.
+
+    A change by an operator (add, replace) writes the definition and the next slot; a
+    firing (advance) writes the record and the next slot, and only if the schedule is
+    still at the slot the firing process read: two processes firing one slot move it once.
+    """
+
+    async def add(self, schedule: Schedule) -> None:
+        """Store a new schedule; `DuplicateSchedule` if the name is taken."""
+        ...
+
+    async def replace(self, schedule: Schedule) -> None:
+        """Store a changed definition and next slot (None: paused), keeping the firing
+        record; `ScheduleNotFound` if there is none."""
+        ...
+
+    async def get(self, name: str) -> Schedule:
+        """`ScheduleNotFound` if there is none."""
+        ...
+
+    async def list_all(self) -> list[Schedule]:
+        """Every schedule, oldest first."""
+        ...
+
+    async def due(self, now: int, limit: int) -> list[Schedule]:
+        """Active schedules whose next slot is at or before `now`, earliest first."""
+        ...
+
+    async def earliest(self, skip: frozenset[str] = frozenset()) -> int | None:
+        """The earliest next slot of the active schedules not named in `skip`."""
+        ...
+
+    async def advance(
+        self,
+        name: str,
+        *,
+        expected: int,
+        next_at: int,
+        fired: list[int],
+        task_id: str | None,
+        skipped: int,
+    ) -> bool:
+        """Record `fired` slots (the last one's task `task_id`) and `skipped` ones, and
+        move the next slot from `expected` to `next_at`; False if it was not `expected`."""
+        ...
+
+    async def remove(self, name: str) -> None:
+        """`ScheduleNotFound` if there is none."""
+        ...
+
+
+class IFlowLimits(Protocol):
+    """Each queue's rate and concurrency limits, which every claim applies."""
+
+    async def get(self, queue: str, now: int) -> LimitsView:
+        """The queue's limits (none set: empty) and its usage at `now`."""
+        ...
+
+    async def set(self, queue: str, limits: QueueLimits) -> None:
+        """Replace the queue's limits; empty limits lift them all."""
+        ...
+
+
+class ICalendar(Protocol):
+    """Cadences: a cron expression in a time zone, or an interval."""
+
+    def check(self, cron: str | None, timezone: str, now: int) -> None:
+        """`InvalidTask` naming `cron` or `timezone` unless the cadence can fire."""
+        ...
+
+    def cadence(self, schedule: Schedule) -> Cadence:
+        """The schedule's slots."""
         ...
 
 

@@ -6,8 +6,11 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.admission import DepthLimits
+from domain.queue_order import QueueOrder
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
@@ -44,13 +47,34 @@ class Settings(BaseSettings):
     retain_completed_ms: int = Field(default=7 * 86_400_000, ge=0, description="0 = forever")
     retain_failed_ms: int = Field(default=30 * 86_400_000, ge=0, description="0 = forever")
     retain_cancelled_ms: int = Field(default=7 * 86_400_000, ge=0, description="0 = forever")
+    retain_completed_count: int = Field(
+        default=0, ge=0, description="completed tasks kept per queue, the newest; 0 = no count"
+    )
+    retain_failed_count: int = Field(
+        default=0, ge=0, description="failed tasks kept per queue, the newest; 0 = no count"
+    )
+    retain_cancelled_count: int = Field(
+        default=0, ge=0, description="cancelled tasks kept per queue, the newest; 0 = no count"
+    )
+    max_queue_depth: int = Field(
+        default=0,
+        ge=0,
+        description="unfinished tasks (waiting, delayed, active) a queue may hold, beyond "
+        "which an enqueue is a 429; 0 = no limit",
+    )
+    queue_max_depths: str = Field(
+        default="", description="per-queue depth limits, reports=1000,emails=50000 (0 = none)"
+    )
     worker_concurrency: int = Field(default=10, ge=1)
     worker_processes: int = Field(
         default_factory=lambda: max(os.cpu_count() or 1, 1),
         ge=1,
         description="child processes per worker for executor='process' task types",
     )
-    worker_queues: str = "default"
+    worker_queues: str = Field(
+        default="default",
+        description="a,b: strict order; a=3,b=1: weighted round robin (a weight: 1 to 100)",
+    )
     files_base_dir: Path = Path("./data/files")
     redis_data_dir: Path = Path("./data/redis")
     embedded_redis_port: int = Field(default=6379, ge=1, le=65535)
@@ -118,6 +142,30 @@ class Settings(BaseSettings):
     def cors_origin_list(self) -> list[str]:
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
+    @field_validator("queue_max_depths")
+    @classmethod
+    def _depth_limits(cls, spec: str, info: ValidationInfo) -> str:
+        named = DepthLimits.parse(spec)  # its ValueError names what is wrong
+        queues = [name.strip() for name in info.data.get("queues", "").split(",") if name.strip()]
+        unknown = sorted(set(named) - set(queues)) if queues else []
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: not in QUEUES ({','.join(queues)})")
+        return spec
+
+    @property
+    def depth_limits(self) -> DepthLimits:
+        return DepthLimits(self.max_queue_depth, DepthLimits.parse(self.queue_max_depths))
+
+    @field_validator("worker_queues")
+    @classmethod
+    def _queue_order(cls, spec: str) -> str:
+        QueueOrder.parse(spec)  # its ValueError names what is wrong
+        return spec
+
+    @property
+    def worker_queue_order(self) -> QueueOrder:
+        return QueueOrder.parse(self.worker_queues)
+
     @property
     def worker_queue_list(self) -> list[str]:
-        return [name.strip() for name in self.worker_queues.split(",") if name.strip()]
+        return self.worker_queue_order.names

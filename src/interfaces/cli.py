@@ -15,7 +15,7 @@ from infrastructure.settings import Settings
 if TYPE_CHECKING:
     from interfaces.client import ConveyorClient
 
-CLIENT_COMMANDS = ("enqueue", "tasks", "stats")
+CLIENT_COMMANDS = ("enqueue", "tasks", "stats", "schedules")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,7 +30,11 @@ def _parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run a worker process")
     worker.add_argument("--concurrency", type=int, help="tasks at once (default 10)")
-    worker.add_argument("--queues", help="comma-separated queues, first served first")
+    worker.add_argument(
+        "--queues",
+        help="queues to serve: a,b in strict order (b only when a has nothing ready); "
+        "a=3,b=1 by weight, turn by turn (a queue without a weight weighs 1; 1 to 100)",
+    )
 
     up = commands.add_parser("up", help="API + workers (+ an embedded Redis if none answers)")
     up.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
@@ -60,6 +64,39 @@ def _client_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser
         act.add_argument("ids", nargs="+", metavar="ID")
         act.add_argument("--queue", help="the queue, where two hold the same id")
     commands.add_parser("stats", parents=[common], help="counts per queue and throughput")
+    _schedule_parsers(commands.add_parser("schedules", help="recurring tasks"), common)
+
+
+def _schedule_parsers(schedules: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    verbs = schedules.add_subparsers(dest="verb", required=True)
+    verbs.add_parser("list", parents=[common], help="every schedule and its next fire time")
+    for verb, help_text in [
+        ("show", "one schedule and its next fire times"),
+        ("pause", "stop firing (slots passed while paused are not fired)"),
+        ("resume", "fire again from the next slot"),
+        ("trigger", "enqueue the schedule's task now"),
+        ("delete", "delete the schedule (tasks it fired stay)"),
+    ]:
+        verbs.add_parser(verb, parents=[common], help=help_text).add_argument("name")
+    for verb, help_text in [
+        ("create", "create a schedule"),
+        ("update", "replace a schedule's definition"),
+    ]:
+        define = verbs.add_parser(verb, parents=[common], help=help_text)
+        define.add_argument("name")
+        define.add_argument("task_name", metavar="TASK", help="the task type, e.g. echo")
+        cadence = define.add_mutually_exclusive_group(required=True)
+        cadence.add_argument("--cron", help="'m h dom mon dow', or 6 fields with seconds first")
+        cadence.add_argument("--every-ms", type=int, help="an interval in milliseconds")
+        define.add_argument("--timezone", help="an IANA zone for --cron (default UTC)")
+        payload = define.add_mutually_exclusive_group()
+        payload.add_argument("--payload", help="the task's payload, a JSON object (default {})")
+        payload.add_argument("--payload-file", help="a file holding the payload ('-': stdin)")
+        define.add_argument("--queue", help="the queue (default: the task type's)")
+        define.add_argument("--priority", type=int, help="lower runs first")
+        define.add_argument("--missed-policy", choices=["skip", "once", "all"])
+        define.add_argument("--catch-up-limit", type=int, help="slots fired at most by 'all'")
+        define.add_argument("--overlap-policy", choices=["allow", "skip", "queue"])
 
 
 def _enqueue_parser(enqueue: argparse.ArgumentParser) -> None:

@@ -1,4 +1,5 @@
-"""The client commands (enqueue, tasks, stats): ConveyorClient calls printed for people."""
+"""The client commands (enqueue, tasks, stats, schedules): ConveyorClient calls printed
+for people."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from interfaces.client import ConveyorClient, ConveyorError, Unauthorized
+from interfaces.client import ConveyorClient, ConveyorError, TooManyRequests, Unauthorized
 
 COUNTS = ("waiting", "active", "delayed", "completed", "failed", "cancelled")
 NAME_WIDTH = 32
@@ -25,7 +26,7 @@ class UsageError(Exception):
 
 def run_client(args: argparse.Namespace, client: ConveyorClient | None = None) -> int:
     """Exit status: 0 done, 1 the server (or the network) said no, 2 bad usage."""
-    command = _COMMANDS[args.verb if args.command == "tasks" else args.command]
+    command = _COMMANDS[_command_name(args)]
     try:
         api = client or ConveyorClient(args.url, args.api_key)
     except httpx.InvalidURL as exc:
@@ -36,6 +37,14 @@ def run_client(args: argparse.Namespace, client: ConveyorClient | None = None) -
     finally:
         if client is None:
             api.close()
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    if args.command == "tasks":
+        return str(args.verb)
+    if args.command == "schedules":
+        return f"schedules {args.verb}"
+    return str(args.command)
 
 
 def _run(command: Command, api: ConveyorClient, args: argparse.Namespace) -> int:
@@ -169,6 +178,94 @@ def _stats(api: ConveyorClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def _schedules(api: ConveyorClient, args: argparse.Namespace) -> int:
+    listing = api.schedules()
+    if args.json:
+        _out(_dumps(listing))
+        return 0
+    headers = ["NAME", "CADENCE", "TASK", "STATUS", "NEXT RUN", "FIRED"]
+    rows = [
+        [
+            str(s.get("name")),
+            _cadence(s),
+            _clip(str(s["task"]["taskName"]), NAME_WIDTH),
+            str(s.get("status")),
+            _when(s.get("nextRunAt")) or "-",
+            str(s.get("fired")),
+        ]
+        for s in listing.get("schedules", [])
+    ]
+    _out(_table(headers, rows) if rows else "no schedules")
+    return 0
+
+
+def _schedule_action(api: ConveyorClient, args: argparse.Namespace) -> int:
+    if args.verb == "delete":
+        api.delete_schedule(args.name)
+        _out(f"deleted {args.name}")
+        return 0
+    if args.verb == "trigger":
+        task = api.trigger_schedule(args.name)
+        _out(_dumps(task) if args.json else f"enqueued {task.get('id')}")
+        return 0
+    actions = {
+        "show": api.schedule,
+        "pause": api.pause_schedule,
+        "resume": api.resume_schedule,
+    }
+    _show_schedule(actions[args.verb](args.name), args.json)
+    return 0
+
+
+def _define_schedule(api: ConveyorClient, args: argparse.Namespace) -> int:
+    task: dict[str, Any] = {"taskName": args.task_name, "payload": _payload(args)}
+    for key, value in (("queue", args.queue), ("priority", args.priority)):
+        if value is not None:
+            task[key] = value
+    definition: dict[str, Any] = {"task": task}
+    options = {
+        "cron": args.cron,
+        "everyMs": args.every_ms,
+        "timezone": args.timezone,
+        "missedPolicy": args.missed_policy,
+        "catchUpLimit": args.catch_up_limit,
+        "overlapPolicy": args.overlap_policy,
+    }
+    definition |= {key: value for key, value in options.items() if value is not None}
+    if args.verb == "create":
+        shown = api.create_schedule({"name": args.name, **definition})
+    else:
+        shown = api.update_schedule(args.name, definition)
+    _show_schedule(shown, args.json)
+    return 0
+
+
+def _cadence(schedule: dict[str, Any]) -> str:
+    if schedule.get("cron"):
+        return f"{schedule['cron']} ({schedule.get('timezone')})"
+    return f"every {schedule.get('everyMs')} ms"
+
+
+def _show_schedule(schedule: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _out(_dumps(schedule))
+        return
+    fields = [
+        ("name", schedule.get("name")),
+        ("cadence", _cadence(schedule)),
+        ("task", _value(schedule.get("task"))),
+        ("status", schedule.get("status")),
+        ("missed", schedule.get("missedPolicy")),
+        ("overlap", schedule.get("overlapPolicy")),
+        ("fired", schedule.get("fired")),
+        ("skipped", schedule.get("skipped")),
+        ("last run", _when(schedule.get("lastRunAt"))),
+        ("last task", schedule.get("lastTaskId")),
+        ("next runs", ", ".join(_when(at) or "" for at in schedule.get("upcoming", [])) or "-"),
+    ]
+    _out("\n".join(f"{label + ':':<11}{value}" for label, value in fields if value is not None))
+
+
 _COMMANDS: dict[str, Command] = {
     "enqueue": _enqueue,
     "list": _list,
@@ -178,6 +275,14 @@ _COMMANDS: dict[str, Command] = {
     "kill": _act,
     "delete": _act,
     "stats": _stats,
+    "schedules list": _schedules,
+    "schedules show": _schedule_action,
+    "schedules pause": _schedule_action,
+    "schedules resume": _schedule_action,
+    "schedules trigger": _schedule_action,
+    "schedules delete": _schedule_action,
+    "schedules create": _define_schedule,
+    "schedules update": _define_schedule,
 }
 
 
@@ -281,6 +386,8 @@ def _report(exc: ConveyorError, subject: str = "") -> None:
         sys.stderr.write(f"  {name}: {message}\n")
     if isinstance(exc, Unauthorized):
         sys.stderr.write("  (give an API key with --api-key or CONVEYOR_API_KEY)\n")
+    if isinstance(exc, TooManyRequests) and exc.retry_after_s is not None:
+        sys.stderr.write(f"  (nothing was stored; try again in {exc.retry_after_s:g} s)\n")
 
 
 def _out(text: str) -> None:

@@ -53,8 +53,16 @@ class Unauthorized(ConveyorError):
     """401 (no or unknown API key) or 403 (a key whose role may not do this)."""
 
 
+class TooManyRequests(ConveyorError):
+    """429: the queue is full (error `queue_full`: nothing was stored), or the API process
+    serves all the event streams it may. `retry_after_s`: the server's `Retry-After`."""
+
+    retry_after_s: float | None = None
+
+
 class Unavailable(ConveyorError):
-    """503: the server cannot reach Redis; retrying shortly is safe."""
+    """503: the server cannot reach Redis, or Redis refuses writes (out of memory);
+    nothing was stored, and retrying shortly is safe."""
 
 
 _ERRORS: dict[int, type[ConveyorError]] = {
@@ -64,6 +72,7 @@ _ERRORS: dict[int, type[ConveyorError]] = {
     404: NotFound,
     409: Conflict,
     422: InvalidRequest,
+    429: TooManyRequests,
     503: Unavailable,
 }
 
@@ -226,6 +235,21 @@ def _parse(response: httpx.Response) -> Any:
 
 
 def _error(response: httpx.Response) -> ConveyorError:
+    error = _error_of(response)
+    if isinstance(error, TooManyRequests):
+        error.retry_after_s = _seconds(response.headers.get("retry-after"))
+    return error
+
+
+def _seconds(value: str | None) -> float | None:
+    """A Retry-After of delay-seconds (what Conveyor sends); None for anything else."""
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _error_of(response: httpx.Response) -> ConveyorError:
     kind = _ERRORS.get(response.status_code, ConveyorError)
     try:
         body = response.json()
@@ -324,6 +348,40 @@ class _Api(ABC, Generic[Doc, Done]):
 
     def resume(self, queue: str) -> Done:
         return self._run_quietly(_one(_Call("POST", f"/api/queues/{quote(queue)}/resume")))
+
+    def schedules(self) -> Doc:
+        """`{schedules: [...]}`, each with its next fire times (`upcoming`)."""
+        return self._call("GET", "/api/schedules")
+
+    def schedule(self, name: str) -> Doc:
+        return self._call("GET", _schedule_path(name))
+
+    def create_schedule(self, definition: Mapping[str, Any]) -> Doc:
+        """`definition` in the wire's shape: `{name, cron or everyMs, timezone?, task:
+        {taskName, payload, ...}, missedPolicy?, catchUpLimit?, overlapPolicy?}`."""
+        return self._call("POST", "/api/schedules", dict(definition))
+
+    def update_schedule(self, name: str, definition: Mapping[str, Any]) -> Doc:
+        """Replace the definition (no `name`); the schedule's record is kept."""
+        return self._call("PUT", _schedule_path(name), dict(definition))
+
+    def pause_schedule(self, name: str) -> Doc:
+        return self._call("POST", _schedule_path(name, "pause"))
+
+    def resume_schedule(self, name: str) -> Doc:
+        return self._call("POST", _schedule_path(name, "resume"))
+
+    def trigger_schedule(self, name: str) -> Doc:
+        """Enqueue the schedule's task now; answers the task."""
+        return self._call("POST", _schedule_path(name, "trigger"))
+
+    def delete_schedule(self, name: str) -> Done:
+        return self._run_quietly(_one(_Call("DELETE", _schedule_path(name))))
+
+
+def _schedule_path(name: str, action: str | None = None) -> str:
+    path = f"/api/schedules/{quote(name, safe='')}"
+    return f"{path}/{action}" if action else path
 
 
 class ConveyorClient(_Api[dict[str, Any], None]):

@@ -22,16 +22,20 @@ from application.enqueue_task import EnqueueTask
 from application.get_batch import GetBatch
 from application.get_stats import GetStats
 from application.get_task import GetTask
+from application.limits import ManageLimits
 from application.list_tasks import ExportTasks, ListTasks
 from application.pause_queue import PauseQueue
 from application.recover_stalled import RecoverStalled
 from application.registry import TaskRegistry
 from application.running.leases import LeaseKeeper
 from application.running.process_task import ProcessPolicy, ProcessTask
+from application.schedules import FireSchedules, ManageSchedules
 from application.sweep_finished import Retention, SweepFinished
 from application.templates import CreateTemplate, DeleteTemplate, ListTemplates, UseTemplate
 from application.watch_events import WatchEvents
 from application.workers import Heartbeat, ListWorkers
+from domain.admission import DepthLimits
+from infrastructure.calendar import Calendar
 from infrastructure.children.child import ChildSpec
 from infrastructure.children.pool import ChildPool
 from infrastructure.ids import new_ulid
@@ -39,11 +43,19 @@ from infrastructure.lock import RedlockService
 from infrastructure.logging import get_logger
 from infrastructure.redaction import secrets_in
 from infrastructure.redis.audit import RedisAuditLog
-from infrastructure.redis.client import create_blocking_redis, create_lock_redis, create_redis
+from infrastructure.redis.client import (
+    create_blocking_redis,
+    create_lock_redis,
+    create_redis,
+    database_of,
+)
 from infrastructure.redis.events import EventHub
 from infrastructure.redis.feed import RedisFeed
+from infrastructure.redis.flow import RedisFlowLimits
 from infrastructure.redis.lane import Lane
 from infrastructure.redis.queries import RedisViews
+from infrastructure.redis.schedules import RedisScheduleStore
+from infrastructure.redis.scripts import Scripts
 from infrastructure.redis.templates import RedisTemplateStore
 from infrastructure.redis.transitions import RedisTransitions
 from infrastructure.redis.waiter import IDLE_WAIT_MS
@@ -100,6 +112,10 @@ def new_task_id() -> str:
     return new_ulid()
 
 
+def _scripts_of(client: Redis) -> Scripts:
+    return Scripts.load(database_of(client))
+
+
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
 
@@ -136,7 +152,21 @@ def _retention(settings: Settings) -> Retention:
         completed_ms=settings.retain_completed_ms,
         failed_ms=settings.retain_failed_ms,
         cancelled_ms=settings.retain_cancelled_ms,
+        completed_count=settings.retain_completed_count,
+        failed_count=settings.retain_failed_count,
+        cancelled_count=settings.retain_cancelled_count,
     )
+
+
+def _depth_limits(settings: Settings, queues: list[str]) -> DepthLimits:
+    """QUEUE_MAX_DEPTHS may name configured queues only (a typo would limit nothing)."""
+    limits = settings.depth_limits
+    unknown = sorted(set(limits.per_queue) - set(queues))
+    if unknown:
+        raise ValueError(
+            f"QUEUE_MAX_DEPTHS names {', '.join(unknown)}: not configured ({','.join(queues)})"
+        )
+    return limits
 
 
 async def _event_hub(client: Redis, buffer: int, max_streams: int) -> AsyncIterator[EventHub]:
@@ -197,6 +227,7 @@ class Container(containers.DeclarativeContainer):
         lane=lane,
         idempotency_window_ms=settings.provided.idempotency_window_ms,
         locks_with_tasks=settings.provided.locks_with_tasks,
+        depth_limits=providers.Callable(_depth_limits, settings, queues),
     )
     views = providers.Singleton(RedisViews, client=redis, queues=queues)
     feed = providers.Singleton(
@@ -248,6 +279,39 @@ class Container(containers.DeclarativeContainer):
     list_templates = providers.Factory(ListTemplates, store=templates)
     delete_template = providers.Factory(DeleteTemplate, store=templates)
     use_template = providers.Factory(UseTemplate, store=templates, enqueue_task=enqueue_task)
+    flow_limits = providers.Singleton(
+        RedisFlowLimits,
+        client=redis,
+        lane=lane,
+        scripts=providers.Callable(_scripts_of, redis),
+    )
+    manage_limits = providers.Factory(
+        ManageLimits,
+        store=flow_limits,
+        registry=registry,
+        queues=queues,
+        clock=clock,
+        audit=audit_log,
+    )
+    schedules = providers.Singleton(RedisScheduleStore, client=redis)
+    calendar = providers.Singleton(Calendar)
+    manage_schedules = providers.Factory(
+        ManageSchedules,
+        store=schedules,
+        calendar=calendar,
+        enqueue_task=enqueue_task,
+        clock=clock,
+        audit=audit_log,
+    )
+    fire_schedules = providers.Factory(
+        FireSchedules,
+        store=schedules,
+        calendar=calendar,
+        enqueue_task=enqueue_task,
+        views=views,
+        clock=clock,
+        log=log,
+    )
     record_audit = providers.Factory(RecordAudit, log=audit_log, clock=clock)
     read_audit = providers.Factory(ReadAudit, log=audit_log)
     process_task = providers.Singleton(

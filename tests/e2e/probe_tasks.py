@@ -58,7 +58,15 @@ def stubborn(payload: Probe, ctx: TaskContext) -> int:
     return os.getpid()
 
 
+async def timed(payload: Probe, ctx: TaskContext) -> None:
+    """Records its start and end times (s since the epoch) together, once it ends."""
+    started = time.time()
+    await asyncio.sleep(payload.ms / 1000)
+    await records().rpush(f"probe:{payload.key}:spans", f"{started}:{time.time()}")
+
+
 TASKS = [
     TaskType("probe", Probe, probe, attempts=3),
+    TaskType("timed", Probe, timed, attempts=1),
     TaskType("stubborn", Probe, stubborn, attempts=2),
 ]

@@ -121,7 +121,7 @@ def test_a_timeout_ends_the_child_and_the_retry_runs_in_a_new_one(
     task = children.enqueue(
         taskName="crunch",
         payload={"key": "slow", "first_ms": 60_000, "ms": 10},
-        timeoutMs=500,
+        timeoutMs=3_000,  # the first child starts within it, on a slow machine too
         backoff=RETRY_IN_1S,
     )
     retrying = children.wait_status(task["id"], "delayed")

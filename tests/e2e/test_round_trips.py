@@ -69,21 +69,30 @@ async def enqueue_due_at(url: str, run_at: int) -> None:
         await blocking.aclose()
 
 
-def commands_sent(log: Path, ignored: set[str]) -> Counter[str]:
-    """Each command a client sent, by name; not those a script ran, nor `ignored` clients'."""
-    sent: Counter[str] = Counter()
+def sent_lines(log: Path, ignored: set[str]) -> list[str]:
+    """Each command a client sent; not those a script ran, nor `ignored` clients'."""
+    sent: list[str] = []
     for line in log.read_text().splitlines():
         match = LINE.match(line)
         if match and match["client"] != "lua" and match["client"] not in ignored:
-            sent[match["command"].lower()] += 1
+            sent.append(line)
     return sent
 
 
-def test_a_task_costs_one_round_trip(server: FreezableRedis, tmp_path: Path) -> None:
+def command_of(line: str) -> str:
+    match = LINE.match(line)
+    assert match is not None
+    return match["command"].lower()
+
+
+def run_watched(server: FreezableRedis, tmp_path: Path, *worker_args: str) -> list[str]:
+    """The commands the worker sent while it ran the TASKS tasks of queue `default`, as
+    MONITOR printed them (those of scripts and of this test left out)."""
     env = {"REDIS_URL": server.url, "LOG_FORMAT": "json", "LOG_LEVEL": "WARNING",
            "FILES_BASE_DIR": str(tmp_path / "files"), "PYTHONUNBUFFERED": "1",
-           "PATH": "/usr/bin:/bin"}  # fmt: skip
-    worker = Proc([*CONVEYOR, "worker", "--concurrency", str(CONCURRENCY)], env, tmp_path / "w.log")
+           "QUEUES": "first,second,default", "PATH": "/usr/bin:/bin"}  # fmt: skip
+    argv = [*CONVEYOR, "worker", "--concurrency", str(CONCURRENCY), *worker_args]
+    worker = Proc(argv, env, tmp_path / "w.log")
     poller = redis.Redis.from_url(server.url, decode_responses=True, single_connection_client=True)
     watched = tmp_path / "monitor.log"
     redis_cli = shutil.which("redis-cli") or "redis-cli"
@@ -106,10 +115,38 @@ def test_a_task_costs_one_round_trip(server: FreezableRedis, tmp_path: Path) -> 
         worker.stop()
         poller.close()
 
-    sent = commands_sent(watched, ignored={own})
+    return sent_lines(watched, ignored={own})
+
+
+def test_a_task_costs_one_round_trip(server: FreezableRedis, tmp_path: Path) -> None:
+    sent = Counter(command_of(line) for line in run_watched(server, tmp_path))
     per_task = {name: count / TASKS for name, count in sent.items()}
     assert per_task.get("evalsha", 0) >= 1, per_task  # the watch saw every settle
     assert per_task["evalsha"] <= 1.1, per_task  # the settle, which claims the next ones too
     assert sum(per_task.values()) <= 1.25, per_task  # idle waits, heartbeats: a few in all
     for lock_command in ("set", "del", "get", "pexpire", "eval"):
         assert per_task.get(lock_command, 0) < 0.05, per_task  # the lock rides the scripts
+    # Schedules, flow limits and depth limits unused cost nothing per task: the worker's
+    # look for due schedules comes twice a second, whatever the number of tasks.
+    for schedule_command in ("zrangebyscore", "zrange"):
+        assert per_task.get(schedule_command, 0) < 0.05, per_task
+
+
+def test_a_claim_over_empty_first_queues_is_one_round_trip(
+    server: FreezableRedis, tmp_path: Path
+) -> None:
+    # Strict order, the first two queues empty: each claim round looks at all three in
+    # one script (queue by queue, it was three round trips). A task of `default` is not
+    # claimed with the outcome of the one before (`first` might have work by then).
+    sent = run_watched(server, tmp_path, "--queues", "first,second,default")
+    scripts = [line for line in sent if command_of(line) == "evalsha"]
+    claims = [line for line in scripts if "conveyor:{first}:" in line]
+    others = [line for line in scripts if "conveyor:{first}:" not in line]
+    assert claims, "the watch saw no claim"
+    for line in claims:  # each claim round: one script over the three queues
+        assert "conveyor:{second}:wait" in line, line
+        assert "conveyor:{default}:wait" in line, line
+    # The rest are the settles, one per task (a script's first call from each of the
+    # CONCURRENCY tasks settling at once may find it not loaded yet, and is sent again).
+    assert len(others) <= TASKS + CONCURRENCY, Counter(line.split()[4] for line in others)
+    assert len(sent) / TASKS <= 2.2, Counter(command_of(line) for line in sent)

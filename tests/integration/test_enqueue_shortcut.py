@@ -149,6 +149,7 @@ class Apps:
                     files_base_dir=files,
                     api_keys=API_KEYS if keyed else "",
                     queues="default,other",
+                    queue_max_depths="other=1",  # a second new task there: 429
                     cors_origins=ALLOWED_ORIGIN,
                 )
                 container = Container()
@@ -171,8 +172,10 @@ def apps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Apps]:
         made.flush()
 
 
-def _post(n: int, key: str = PRODUCER_KEY) -> dict[str, Any]:
-    body = {"taskName": "echo", "payload": {"n": n}, "customJobId": "job-1"}
+def _post(
+    n: int, task_id: str = "job-1", queue: str = "default", key: str = PRODUCER_KEY
+) -> dict[str, Any]:
+    body = {"taskName": "echo", "payload": {"n": n}, "customJobId": task_id, "queue": queue}
     headers = {"content-type": "application/json", "x-api-key": key}
     return {"body": json.dumps(body).encode(), "headers": headers}
 
@@ -186,7 +189,8 @@ def _post(n: int, key: str = PRODUCER_KEY) -> dict[str, Any]:
 @given(sequence=st.lists(requests(), min_size=1, max_size=5))
 @example(sequence=[_post(0), _post(0), _post(1)])  # the same id: existing, then a conflict
 @example(sequence=[_post(0), {"delete": "job-1"}, _post(0)])  # a removed task's id
-@example(sequence=[_post(0), _post(0, OTHER_KEY)])  # another key's task
+@example(sequence=[_post(0), _post(0, key=OTHER_KEY)])  # another key's task
+@example(sequence=[_post(0, queue="other"), _post(0, queue="other"), _post(1, "job-2", "other")])
 def test_the_shortcut_answers_as_the_framework_does(
     apps: Apps, keyed: bool, sequence: list[dict[str, Any]]
 ) -> None:
@@ -204,7 +208,13 @@ def _seen(response: Any) -> tuple[int, dict[str, str], Any]:
     """What a caller reads of an answer, less what differs by the moment or by chance."""
     headers = {
         name: response.headers[name]
-        for name in ("content-type", "www-authenticate", "access-control-allow-origin", "vary")
+        for name in (
+            "content-type",
+            "www-authenticate",
+            "access-control-allow-origin",
+            "vary",
+            "retry-after",
+        )
         if name in response.headers
     }
     try:

@@ -30,7 +30,11 @@ LAYOUT: dict[str, str] = {
     "durations": "durations:",  # + name: recent durations of completed tasks
     "effect": "fx:",  # + name: a key that handlers write with fenced writes
     "marker": "marker",  # what idle workers block on
-    "meta": "meta",  # field paused = 1 while the queue is paused
+    "meta": "meta",  # field paused = 1 while the queue is paused, limited = 1 with limits
+    "limits": "limits",  # the queue's flow limits (rate, concurrency; per task type too)
+    "starts": "starts:",  # + queue or type:name: recent starts, the rate's sliding window
+    "parked": "parked:",  # + name: waiting tasks of a type at its limit, by wait score
+    "parked_names": "parked_names",  # the task types that have parked tasks
     "fence": "fence",  # one strictly increasing token per claim
     "seq": "seq",  # FIFO order among equal priorities
     "last_ix": "last_ix",  # the last creation order given in the queue
@@ -119,6 +123,21 @@ class QueueKeys:
         return self._key("meta")
 
     @cached_property
+    def limits(self) -> str:
+        return self._key("limits")
+
+    def starts(self, scope: str) -> str:
+        """Recent starts of the queue (`queue`) or of a task type (`type:<name>`)."""
+        return self._key("starts", scope)
+
+    def parked(self, name: str) -> str:
+        return self._key("parked", name)
+
+    @cached_property
+    def parked_names(self) -> str:
+        return self._key("parked_names")
+
+    @cached_property
     def fence(self) -> str:
         return self._key("fence")
 
@@ -197,3 +216,18 @@ class _WorkerKeys:
 
 
 WORKERS = _WorkerKeys()
+
+
+class _ScheduleKeys:
+    """Schedules: one slot of their own, so one script checks and moves a schedule."""
+
+    prefix = f"{ROOT}:{{#schedules}}:"
+    due = f"{prefix}due"  # name -> next slot (ms), active schedules only
+    names = f"{prefix}names"  # name -> creation time, every schedule
+
+    def of(self, name: str) -> str:
+        """A schedule's hash: its definition (JSON) and its firing record."""
+        return f"{self.prefix}s:{name}"
+
+
+SCHEDULES = _ScheduleKeys()

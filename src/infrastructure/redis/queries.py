@@ -285,6 +285,10 @@ def _queue_stats(queue: str, names: Sequence[str], block: list[Any], now: int) -
         part = block[8 + 7 * position : 8 + 7 * (position + 1)]
         type_counts[name] = dict(zip(statuses, (int(n) for n in part[:6]), strict=True))
         durations[name] = [int(value) for value in part[6]]
+    # Tasks parked at their type's flow limit are waiting but out of the wait set; the
+    # per-type indexes hold every waiting task.
+    parked_too = sum(types[TaskStatus.WAITING] for types in type_counts.values())
+    counts[TaskStatus.WAITING] = max(counts[TaskStatus.WAITING], parked_too)
     return QueueStats(
         queue=queue,
         paused=block[6] == "1",

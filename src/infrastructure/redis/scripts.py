@@ -24,6 +24,7 @@ class Code(IntEnum):
     ACTIVE = -4  # a removal: the task is running
     CONFLICT = -5  # an enqueue: the id is held by another request's task
     WRONG_TYPE = -6  # a fenced write: Redis refused the command (the key holds another type)
+    QUEUE_FULL = -7  # an enqueue: the queue is at its depth limit; nothing was stored
 
 
 def worker_error(code: int, task_id: str) -> SchedulerError | None:
@@ -72,12 +73,14 @@ class Scripts:
 
     enqueue_tasks: Script
     claim_tasks: Script
+    claim_queues: Script
     settle_task: Script
     recover_task: Script
     change_task: Script
     extend_leases: Script
     set_progress: Script
     write_fenced: Script
+    set_limits: Script
     remove_task: Script
     sweep_tasks: Script
     request_cancel: Script

@@ -1,4 +1,4 @@
-"""Storing new tasks: a batch per queue in one script call, several queues in one MULTI."""
+"""Storing new tasks: one script call for the whole request, whatever its queues."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from domain.admission import DepthLimits, finished_last_minute, retry_after_s
+from domain.errors import QueueFull
 from domain.task import Task
 from domain.values import Enqueued, EnqueueOutcome
 from infrastructure.redis import codec
@@ -16,27 +18,37 @@ from infrastructure.redis.limits import BATCH_TTL_MS
 from infrastructure.redis.scripts import Code
 from infrastructure.redis.search import task_tokens
 
+NO_LIMITS = DepthLimits()
+
 
 async def store(
-    lane: Lane, client: Redis, script: Script, tasks: Sequence[Task], batch_id: str | None
+    lane: Lane,
+    client: Redis,
+    script: Script,
+    tasks: Sequence[Task],
+    batch_id: str | None,
+    *,
+    limits: DepthLimits = NO_LIMITS,
 ) -> list[Enqueued]:
-    """enqueue_tasks.lua for each queue of `tasks`, in one round trip; the outcomes in the
-    order of `tasks`; with `batch_id`, the tasks that are the batch's own recorded in it."""
+    """enqueue_tasks.lua over every queue of `tasks` at once, so a request that spans
+    queues is stored whole or not at all; the outcomes in the order of `tasks`; with
+    `batch_id`, the tasks that are the batch's own recorded in it. `QueueFull`, storing
+    nothing, if the new tasks would take a queue past its limit in `limits`."""
     if not tasks:
         return []
     by_queue: dict[str, list[int]] = {}
     for index, task in enumerate(tasks):
         by_queue.setdefault(task.queue, []).append(index)
-    calls = [_call([tasks[index] for index in indexes]) for indexes in by_queue.values()]
-    if len(calls) == 1:
-        keys, args = calls[0]
-        replies = [await lane.run(script, keys, args)]
-    else:
-        # One transaction: a request that spans queues is stored whole or not at all.
-        async with client.pipeline(transaction=True) as pipe:
-            for keys, args in calls:
-                pipe.eval(script.source, len(keys), *keys, *args)
-            replies = await pipe.execute()
+    groups = [[tasks[index] for index in indexes] for indexes in by_queue.values()]
+    keys: list[str] = []
+    args: list[Any] = []
+    for group in groups:
+        group_keys, group_args = _call(group, limits.of(group[0].queue))
+        keys += group_keys
+        args += group_args
+    replies = await lane.run(script, keys, args)
+    if replies and replies[0] == Code.QUEUE_FULL:
+        raise _queue_full(replies, groups, limits)
     outcomes: list[Enqueued | None] = [None] * len(tasks)
     for indexes, group_replies in zip(by_queue.values(), replies, strict=True):
         for index, reply in zip(indexes, group_replies, strict=True):
@@ -47,9 +59,9 @@ async def store(
     return results
 
 
-def _call(tasks: Sequence[Task]) -> tuple[list[str], list[str]]:
-    """The keys and arguments of the one script call that stores a whole batch of one
-    queue (its keys share a slot)."""
+def _call(tasks: Sequence[Task], limit: int) -> tuple[list[str], list[Any]]:
+    """The keys and arguments of one queue's group in the script call (its keys share a
+    slot)."""
     keys = keys_of(tasks[0].queue)
     per_task: list[str] = []
     described = []
@@ -57,7 +69,18 @@ def _call(tasks: Sequence[Task]) -> tuple[list[str], list[str]]:
         per_task += [keys.task(task.id), keys.removed(task.id), task_owner(task.id)]
         described.append(_described(task))
     script_keys = [keys.wait, keys.delayed, keys.marker, keys.seq, keys.last_ix, *per_task]
-    return script_keys, [codec.encode_json(described), keys.prefix, keys.queue]
+    return script_keys, [codec.encode_json(described), keys.prefix, keys.queue, limit]
+
+
+def _queue_full(
+    reply: list[int], groups: Sequence[Sequence[Task]], limits: DepthLimits
+) -> QueueFull:
+    """The script's refusal {-7, group, depth, new, finished, finished_before}."""
+    _, group, depth, new, finished, finished_before = (int(value) for value in reply)
+    queue = groups[group - 1][0].queue
+    limit = limits.of(queue)
+    pace = finished_last_minute(finished, finished_before, groups[group - 1][0].created_at)
+    return QueueFull(queue, limit, retry_after_s(depth + new - limit, pace))
 
 
 def _described(task: Task) -> dict[str, str]:

@@ -7,9 +7,11 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
+from domain.admission import DepthLimits
 from domain.task import StopKind, Task, TaskStatus
 from domain.values import ClaimBatch, ClaimRequest, Enqueued, FencedWrite, Lease, LeaseState
 from infrastructure.redis import codec, storing
+from infrastructure.redis.claiming import ClaimOne, queue_by_queue
 from infrastructure.redis.client import database_of
 from infrastructure.redis.keys import effect_key, keys_of, task_lock, task_owner
 from infrastructure.redis.lane import Lane, Script
@@ -39,6 +41,10 @@ class RedisTransitions:
     claim takes each task's lock `lock:task:<id>`, the settle releases it and renewals
     renew it, in the scripts that move the task: no round trip of its own per task.
     Otherwise the lock service takes them (several masters, or a lock in another hash slot).
+    With `multi_queue_scripts` (one Redis, not a Cluster) a claim over several queues is
+    one script; without, it goes queue by queue, each queue's script in its own hash slot.
+    An enqueue that would take a queue past its limit in `depth_limits` stores nothing
+    and raises QueueFull; with no limit it costs nothing more.
     """
 
     def __init__(
@@ -48,18 +54,23 @@ class RedisTransitions:
         idempotency_window_ms: int,
         *,
         locks_with_tasks: bool = False,
+        multi_queue_scripts: bool = True,
+        depth_limits: DepthLimits = storing.NO_LIMITS,
     ) -> None:
         self._redis = client
         self._lane = lane
         self._scripts = Scripts.load(database_of(client))
         self._window_ms = idempotency_window_ms
         self._locks_with_tasks = locks_with_tasks
+        self._multi_queue_scripts = multi_queue_scripts
+        self._depth_limits = depth_limits
         self._reader = RedisViews(client, ())
 
     @reachable
     async def enqueue(self, tasks: Sequence[Task], batch_id: str | None = None) -> list[Enqueued]:
         script = self._scripts.enqueue_tasks
-        return await storing.store(self._lane, self._redis, script, tasks, batch_id)
+        limits = self._depth_limits
+        return await storing.store(self._lane, self._redis, script, tasks, batch_id, limits=limits)
 
     @reachable
     async def claim(
@@ -69,18 +80,30 @@ class RedisTransitions:
         keys = keys_of(queue)
         reply = await self._run(
             self._scripts.claim_tasks,
-            keys=[
-                keys.wait,
-                keys.delayed,
-                keys.active,
-                keys.marker,
-                keys.meta,
-                keys.fence,
-                keys.seq,
-            ],
+            keys=_claim_keys(queue),
             args=[keys.prefix, queue, self._claim(request), PROMOTE_LIMIT],
         )
         return self._claimed(reply[0], reply[1:], lease_ms)
+
+    @reachable
+    async def claim_queues(
+        self, quotas: Sequence[tuple[str, int]], request: ClaimRequest
+    ) -> ClaimBatch:
+        if len(quotas) == 1 or not self._multi_queue_scripts:
+            return await queue_by_queue(self._claim_one(request), quotas, request.limit)
+        keys: list[str] = []
+        args: list[Any] = [self._claim(request), PROMOTE_LIMIT]
+        for queue, quota in quotas:
+            keys += _claim_keys(queue)
+            args += [keys_of(queue).prefix, queue, quota]
+        reply = await self._run(self._scripts.claim_queues, keys=keys, args=args)
+        return self._claimed(reply[0], reply[1:], request.lease_ms)
+
+    def _claim_one(self, request: ClaimRequest) -> ClaimOne:
+        async def claim(queue: str, limit: int) -> ClaimBatch:
+            return await self.claim(queue, request.worker_id, limit, request.lease_ms, request.now)
+
+        return claim
 
     @reachable
     async def settle(
@@ -227,10 +250,17 @@ class RedisTransitions:
         raise_for(int(code), task.id, operator=True)
 
     @reachable
-    async def sweep(self, queue: str, finished_before: Mapping[TaskStatus, int], limit: int) -> int:
+    async def sweep(
+        self,
+        queue: str,
+        finished_before: Mapping[TaskStatus, int],
+        limit: int,
+        keep: Mapping[TaskStatus, int] | None = None,
+    ) -> int:
         keys = keys_of(queue)
         cutoffs = [finished_before.get(status, 0) for status in _TERMINAL]
-        ids = await self._sweep_candidates(queue, dict(zip(_TERMINAL, cutoffs, strict=True)), limit)
+        counts = [(keep or {}).get(status, 0) for status in _TERMINAL]
+        ids = await self._sweep_candidates(queue, cutoffs, counts, limit)
         if not ids:
             return 0
         per_task = [
@@ -241,21 +271,35 @@ class RedisTransitions:
         removed = await self._run(
             self._scripts.sweep_tasks,
             keys=[*(keys.state(status) for status in _TERMINAL), *per_task],
-            args=[*cutoffs, self._window_ms, keys.prefix, queue, *ids],
+            args=[*cutoffs, self._window_ms, keys.prefix, queue, *counts, *ids],
         )
         return int(removed)
 
     async def _sweep_candidates(
-        self, queue: str, finished_before: Mapping[TaskStatus, int], limit: int
+        self, queue: str, cutoffs: Sequence[int], counts: Sequence[int], limit: int
     ) -> list[str]:
-        """The oldest finished tasks past their keeping time (0: kept forever), at most
-        `limit`; the sweep script checks each again."""
-        rules = [(status, before) for status, before in finished_before.items() if before > 0]
+        """The oldest finished tasks past their keeping time, or behind the newest `count`
+        of their status (0: no such rule), at most `limit`, in one round trip; the sweep
+        script checks each again."""
+        keys = keys_of(queue)
         async with self._redis.pipeline(transaction=False) as pipe:
-            for status, before in rules:
-                pipe.zrangebyscore(keys_of(queue).state(status), "-inf", f"({before}", 0, limit)
-            found: list[list[str]] = await pipe.execute()
-        return [task_id for ids in found for task_id in ids][:limit]
+            for status, before, count in zip(_TERMINAL, cutoffs, counts, strict=True):
+                state = keys.state(status)
+                if before > 0:
+                    pipe.zrangebyscore(state, "-inf", f"({before}", 0, limit)
+                if count > 0:
+                    pipe.zcard(state)
+                    pipe.zrange(state, 0, limit - 1)
+            found: list[Any] = await pipe.execute()
+        ids: dict[str, None] = {}  # in order, once each
+        replies = iter(found)
+        for before, count in zip(cutoffs, counts, strict=True):
+            if before > 0:
+                ids.update(dict.fromkeys(next(replies)))
+            if count > 0:
+                beyond = max(int(next(replies)) - count, 0)
+                ids.update(dict.fromkeys(next(replies)[:beyond]))
+        return list(ids)[:limit]
 
     @reachable
     async def set_paused(self, queue: str, paused: bool) -> None:
@@ -296,6 +340,11 @@ class RedisTransitions:
                 leases[task.id] = Lease(f"task:{task.id}", lock_ttl_ms, lock, with_task=True)
         due = int(next_due)
         return ClaimBatch(tasks, None if due < 0 else due, leases)
+
+
+def _claim_keys(queue: str) -> list[str]:
+    keys = keys_of(queue)
+    return [keys.wait, keys.delayed, keys.active, keys.marker, keys.meta, keys.fence, keys.seq]
 
 
 def _own(lease: Lease | None) -> bool:

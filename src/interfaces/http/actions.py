@@ -79,7 +79,7 @@ class ActionController(Controller):
         "/{task_id:str}/duplicate",
         status_code=202,
         summary="Enqueue a copy under a new id",
-        responses=documented(*BODY, 404, 409),
+        responses=documented(*BODY, 404, 409, enqueues=True),
     )
     async def duplicate(
         self,

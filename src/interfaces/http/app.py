@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,11 +24,13 @@ from interfaces.http.auth import AUTH_EXCEPTION_HANDLERS, ApiKeys, AuthGuard, pr
 from interfaces.http.boundary import Boundary, HostPolicy
 from interfaces.http.errors import EXCEPTION_HANDLERS
 from interfaces.http.health import health, ready
+from interfaces.http.limits import LimitController
 from interfaces.http.listing import ExportController
 from interfaces.http.live import end_streams_on_exit, events, workers
 from interfaces.http.metrics import metrics
 from interfaces.http.queues import QueueController
 from interfaces.http.request_metrics import request_metrics
+from interfaces.http.schedules import ScheduleController
 from interfaces.http.seeds import SEED_ROUTES
 from interfaces.http.shortcut import EnqueueShortcut
 from interfaces.http.tasks import TaskController
@@ -81,6 +84,7 @@ def create_app(container: Container, *, shortcut: bool = True) -> ConveyorApp:
         end_streams_on_exit((await resolve(container.event_hub)).end_streams)
         if fast is not None:
             fast.start(await resolve(container.enqueue_task))
+        schedules = asyncio.create_task((await resolve(container.fire_schedules)).run())
         get_logger("conveyor.http").info("api.started", task_types=registry.names)
         # What start-up allocated lives as long as the process: keep the collector from
         # walking it again and again (its full passes were the API's p99 under load).
@@ -88,6 +92,9 @@ def create_app(container: Container, *, shortcut: bool = True) -> ConveyorApp:
         try:
             yield
         finally:
+            # A look cut short may be stuck opening a connection: a second, then on.
+            schedules.cancel()
+            await asyncio.wait({schedules}, timeout=1.0)
             await container.shutdown_resources()  # type: ignore[misc]
 
     return ConveyorApp(
@@ -98,6 +105,8 @@ def create_app(container: Container, *, shortcut: bool = True) -> ConveyorApp:
             ActionController,
             QueueController,
             TemplateController,
+            ScheduleController,
+            LimitController,
             health,
             ready,
             metrics,
@@ -124,6 +133,8 @@ def create_app(container: Container, *, shortcut: bool = True) -> ConveyorApp:
             "list_templates": _provide(container.list_templates),
             "delete_template": _provide(container.delete_template),
             "use_template": _provide(container.use_template),
+            "manage_schedules": _provide(container.manage_schedules),
+            "manage_limits": _provide(container.manage_limits),
             "redis": _provide(container.redis),
             "record_audit": _provide(container.record_audit),
             "read_audit": _provide(container.read_audit),

@@ -15,15 +15,19 @@ from litestar.exceptions import (
 from litestar.openapi import ResponseSpec
 from litestar.params import ParameterKwarg
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from domain.errors import (
+    DuplicateSchedule,
     DuplicateTask,
     InvalidTask,
     InvalidTransition,
     LockLost,
+    QueueFull,
     QueueUnavailable,
+    ScheduleNotFound,
     SchedulerError,
+    StoreFull,
     TaskActive,
     TaskChanged,
     TaskNotFound,
@@ -31,18 +35,22 @@ from domain.errors import (
     TooManyStreams,
 )
 from infrastructure.logging import get_logger
+from infrastructure.redis.reachable import out_of_memory
 from interfaces.http.schemas import ErrorBody
 
 _STATUS: list[tuple[type[Exception], int, str]] = [
     (InvalidTask, 422, "invalid_request"),
     (TaskNotFound, 404, "not_found"),
     (TemplateNotFound, 404, "not_found"),
+    (ScheduleNotFound, 404, "not_found"),
+    (DuplicateSchedule, 409, "conflict"),
     (DuplicateTask, 409, "conflict"),
     (TaskActive, 409, "task_active"),
     (InvalidTransition, 409, "conflict"),
     (TaskChanged, 409, "conflict"),
     (LockLost, 409, "conflict"),
     (TooManyStreams, 429, "too_many_requests"),
+    (QueueFull, 429, "queue_full"),
     (QueueUnavailable, 503, "unavailable"),
     (RedisError, 503, "unavailable"),
     (OSError, 503, "unavailable"),
@@ -65,14 +73,26 @@ def failure(exc: Exception) -> tuple[int, dict[str, Any]]:
     for kind, status, error in _STATUS:
         if isinstance(exc, kind):
             fields = exc.fields if isinstance(exc, InvalidTask) else None
-            detail = str(exc) if status != 503 else "Redis is unreachable; retry shortly"
+            detail = str(exc) if status != 503 else _unavailable(exc)
             return status, error_body(error, detail, fields)
     return _unexpected(exc)
 
 
+def failure_headers(exc: Exception) -> dict[str, str]:
+    """The headers that go with `failure(exc)`: a full queue says when to try again."""
+    return {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, QueueFull) else {}
+
+
+def _unavailable(exc: Exception) -> str:
+    """A 503's detail, which never repeats Redis's own words (they may name its address)."""
+    if isinstance(exc, StoreFull) or (isinstance(exc, ResponseError) and out_of_memory(exc)):
+        return "Redis refuses writes (out of memory); nothing was stored; retry shortly"
+    return "Redis is unreachable; retry shortly"
+
+
 def domain_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     status, body = failure(exc)
-    return Response(content=body, status_code=status)
+    return Response(content=body, status_code=status, headers=failure_headers(exc))
 
 
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -192,21 +212,31 @@ _MEANINGS = {
     415: "The body is not JSON: send Content-Type: application/json",
     422: "A field or parameter failed validation; `fields` names each",
     429: "This API process serves as many event streams as it may (MAX_EVENT_STREAMS)",
-    503: "Redis is unreachable; retry shortly",
+    503: "Redis is unreachable, or refuses writes (out of memory); retry shortly",
 }
+_QUEUE_FULL = (
+    "The queue holds as many unfinished tasks as its depth limit allows (MAX_QUEUE_DEPTH, "
+    "QUEUE_MAX_DEPTHS); nothing was stored. `Retry-After` says in how many seconds room is "
+    "likely"
+)
 QUERY = (400, 422)  # what checking path and query parameters may answer
 BODY = (400, 413, 415, 422)  # and checking a JSON body
 
 
-def documented(*statuses: int, guarded: bool = True) -> dict[int, ResponseSpec]:
+def documented(
+    *statuses: int, guarded: bool = True, enqueues: bool = False
+) -> dict[int, ResponseSpec]:
     """The error responses of a route for the OpenAPI schema, all in the one error shape:
     `statuses`, and when `guarded` those every route behind the keys that reads Redis may
-    answer (401, 403, 503)."""
+    answer (401, 403, 503); a route that `enqueues` may find the queue full (429)."""
     always = (401, 403, 503) if guarded else ()
-    return {
+    specs = {
         status: ResponseSpec(ErrorBody, description=_MEANINGS[status], generate_examples=False)
         for status in sorted({*always, *statuses})
     }
+    if enqueues:
+        specs[429] = ResponseSpec(ErrorBody, description=_QUEUE_FULL, generate_examples=False)
+    return dict(sorted(specs.items()))
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

@@ -36,7 +36,7 @@ from pydantic_core import to_json
 from application.enqueue_task import EnqueueTask
 from interfaces.http.auth import AuthGuard, Principal, required_access
 from interfaces.http.boundary import HostPolicy, is_json
-from interfaces.http.errors import failure
+from interfaces.http.errors import failure, failure_headers
 from interfaces.http.request_metrics import Measured
 from interfaces.http.schemas import EnqueueBody
 from interfaces.http.wire import answer_to
@@ -91,8 +91,8 @@ class EnqueueShortcut:
         measured = Measured("POST", ROUTE, started)
         status = 500
         try:
-            status, answer = await _answer(self._enqueue, data, principal)
-            await _send(send, status, answer)
+            status, answer, extra = await _answer(self._enqueue, data, principal)
+            await _send(send, status, answer, extra)
         finally:
             measured.done(status)
 
@@ -116,15 +116,18 @@ class EnqueueShortcut:
 
 async def _answer(
     enqueue: EnqueueTask | None, data: EnqueueBody, principal: Principal
-) -> tuple[int, bytes]:
-    """What the route's handler and the app's error handlers answer, as bytes."""
+) -> tuple[int, bytes, dict[str, str]]:
+    """What the route's handler and the app's error handlers answer: status, body as
+    bytes, and the headers beside Content-Type and Content-Length."""
+    headers: dict[str, str] = {}
     try:
         if enqueue is None:  # `takes` admits nothing before `start`
             raise RuntimeError("the enqueue shortcut was called before it started")
         status, body = answer_to(principal, await enqueue.execute(data.to_request(principal.name)))
     except Exception as exc:  # noqa: BLE001 - answered as the app's handlers answer it
         status, body = failure(exc)
-    return status, to_json(body)
+        headers = failure_headers(exc)
+    return status, to_json(body), headers
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
@@ -167,12 +170,13 @@ def _replaying(received: list[ReceiveMessage], receive: Receive) -> Receive:
     return replay
 
 
-async def _send(send: Send, status: int, body: bytes) -> None:
+async def _send(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
     length = (b"content-length", str(len(body)).encode())
+    more = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
     start: HTTPResponseStartEvent = {
         "type": "http.response.start",
         "status": status,
-        "headers": [*_JSON_HEADERS, length],
+        "headers": [*_JSON_HEADERS, length, *more],
     }
     answer: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
     await send(start)

@@ -63,7 +63,12 @@ class TaskController(Controller):
     path = "/api/tasks"
     tags = ["tasks"]  # noqa: RUF012 - litestar reads it as a class attribute
 
-    @post("/", status_code=202, summary="Enqueue a task", responses=documented(*BODY, 409))
+    @post(
+        "/",
+        status_code=202,
+        summary="Enqueue a task",
+        responses=documented(*BODY, 409, enqueues=True),
+    )
     async def enqueue(
         self,
         data: JSONBody[EnqueueBody],
@@ -104,7 +109,7 @@ class TaskController(Controller):
         "/bulk",
         status_code=202,
         summary="Enqueue many tasks in one round trip",
-        responses=documented(*BODY),
+        responses=documented(*BODY, enqueues=True),
     )
     async def enqueue_many(
         self,

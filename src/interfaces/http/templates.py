@@ -92,7 +92,7 @@ class TemplateController(Controller):
         "/{template_id:str}/use",
         status_code=202,
         summary="Enqueue a task from a template",
-        responses=documented(*BODY, 404, 409),
+        responses=documented(*BODY, 404, 409, enqueues=True),
     )
     async def use(
         self,

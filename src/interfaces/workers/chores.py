@@ -1,5 +1,6 @@
 """What a worker does besides running tasks: renew their leases, obey stop requests,
-recover stalls, sweep old tasks and say it is alive, each a loop of its own."""
+recover stalls, sweep old tasks, say it is alive and fire schedules, each a loop of its
+own."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from typing import Any
 from application.recover_stalled import RecoverStalled
 from application.running.execution import Execution
 from application.running.leases import LeaseKeeper
+from application.schedules import FireSchedules
 from application.sweep_finished import SweepFinished
 from application.workers import Heartbeat
 from domain.ports import ITaskFeed
 from domain.task import Interruption, StopKind
 from domain.values import StopRequest
 
-SWEEP_INTERVAL_S = 60.0
+SWEEP_BATCH = 1_000  # tasks one sweep removes from a queue at most
 # How often a worker looks for leases that ran out: a dead worker's task is taken over
 # within its lease and this (plus a claim), whatever LOCK_TTL_MS is.
 RECOVERY_INTERVAL_S = 0.5
@@ -52,6 +54,7 @@ class Chores:
         recover: RecoverStalled,
         sweep: SweepFinished,
         heartbeat: Heartbeat,
+        schedules: FireSchedules,
         log: Any,
     ) -> None:
         self._feed = feed
@@ -59,12 +62,14 @@ class Chores:
         self._recover = recover
         self._sweep = sweep
         self._heartbeat = heartbeat
+        self._schedules = schedules
         self._log = log
 
     def start(self, worker: WorkerState) -> list[asyncio.Task[None]]:
         loops = (self._renew, self._obey_stop_requests, self._recover_loop, self._sweep_loop,
                  self._beat)  # fmt: skip
-        return [asyncio.create_task(loop(worker)) for loop in loops]
+        return [*(asyncio.create_task(loop(worker)) for loop in loops),
+                asyncio.create_task(self._schedules.run())]  # fmt: skip
 
     async def _renew(self, worker: WorkerState) -> None:
         """Every running task's lease, in one round every TTL/3 (sooner when one is about to
@@ -100,17 +105,24 @@ class Chores:
                     self._log.warning("worker.recovery_failed", queue=name, error=repr(exc))
 
     async def _sweep_loop(self, worker: WorkerState) -> None:
-        """Retention: every worker sweeps now and then; the script makes it safe to race."""
+        """Retention: every worker sweeps now and then, at once again while a queue had
+        more to remove than one sweep takes; the script makes it safe to race."""
+        behind = False
         while True:
-            await asyncio.sleep(SWEEP_INTERVAL_S)
+            await asyncio.sleep(0 if behind else self._sweep.interval_s)
+            behind = False
             for name in worker.queues:
-                try:
-                    removed = await self._sweep.execute(name)
-                except Exception as exc:  # noqa: BLE001 - retried on the next round
-                    self._log.warning("worker.sweep_failed", queue=name, error=repr(exc))
-                    continue
-                if removed:
-                    self._log.info("worker.swept", queue=name, removed=removed)
+                behind = await self._sweep_queue(name) >= SWEEP_BATCH or behind
+
+    async def _sweep_queue(self, name: str) -> int:
+        try:
+            removed = await self._sweep.execute(name, SWEEP_BATCH)
+        except Exception as exc:  # noqa: BLE001 - retried on the next round
+            self._log.warning("worker.sweep_failed", queue=name, error=repr(exc))
+            return 0
+        if removed:
+            self._log.info("worker.swept", queue=name, removed=removed)
+        return removed
 
     async def _beat(self, worker: WorkerState) -> None:
         while True:

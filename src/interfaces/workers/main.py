@@ -36,10 +36,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def _unserved_queues(settings: Settings, configured: list[str]) -> str | None:
     """What is wrong with the queues the worker is asked to serve, if anything."""
-    asked = settings.worker_queue_list
-    unknown = [name for name in asked if name not in configured]
-    if not asked:
-        return "--queues (WORKER_QUEUES) names no queue"
+    unknown = [name for name in settings.worker_queue_list if name not in configured]
     if unknown:
         return (
             f"--queues names {', '.join(unknown)}: not configured (QUEUES: {','.join(configured)})"
@@ -65,6 +62,7 @@ async def _serve(settings: Settings) -> int:
         recover=await resolve(container.recover_stalled),
         sweep=await resolve(container.sweep_finished),
         heartbeat=await resolve(container.heartbeat),
+        schedules=await resolve(container.fire_schedules),
         log=get_logger("conveyor.worker"),
     )
     worker = Worker(
@@ -72,7 +70,7 @@ async def _serve(settings: Settings) -> int:
         feed=feed,
         process=await resolve(container.process_task),
         chores=chores,
-        queues=settings.worker_queue_list,
+        queues=settings.worker_queue_order,
         concurrency=settings.worker_concurrency,
         worker_id=new_worker_id(),
         lease_ms=settings.lock_ttl_ms,

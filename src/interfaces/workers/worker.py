@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
 from typing import Any
 
 from application.clock import Clock
@@ -12,6 +11,7 @@ from application.running.execution import Execution
 from application.running.process_task import ProcessTask
 from domain.errors import QueueUnavailable
 from domain.ports import ITaskFeed, ITaskTransitions
+from domain.queue_order import QueueOrder
 from domain.task import Interruption, Task, TaskStatus
 from domain.values import ClaimBatch, ClaimRequest
 from infrastructure.logging import bind_task
@@ -26,12 +26,12 @@ class Worker:
     """Up to `concurrency` tasks at once in one asyncio process.
 
     The fetch loop claims only as many tasks as there are free slots (so a claimed task
-    never waits in this process), and blocks on the queues' markers while idle. A task's
-    outcome is written in the same step as the claim of the next task of its queue, when
-    that queue is the first the worker serves (the strict order of `queues` holds: a task
-    of a later queue frees its slot for the fetch loop, which looks at the first queue
-    first). `stop()` stops claiming; `run()` then waits up to `grace_s` for running tasks
-    and gives the rest back to the queue.
+    never waits in this process), over every queue at once in the order `queues` deals
+    the slots, and blocks on the queues' markers while idle. A task's outcome is written
+    in the same step as the claim of the next task of its queue, when the next turn is
+    that queue's (in strict order: when it is the first queue); otherwise its slot goes
+    back to the fetch loop. `stop()` stops claiming; `run()` then waits up to `grace_s`
+    for running tasks and gives the rest back to the queue.
     """
 
     def __init__(
@@ -41,7 +41,7 @@ class Worker:
         feed: ITaskFeed,
         process: ProcessTask,
         chores: Chores,
-        queues: Sequence[str],
+        queues: QueueOrder,
         concurrency: int,
         worker_id: str,
         lease_ms: int,
@@ -54,7 +54,8 @@ class Worker:
         self._process = process
         self._chores = chores
         self._processed = 0
-        self._queues = list(queues)
+        self._order = queues
+        self._queues = queues.names
         self._concurrency = concurrency
         self._worker_id = worker_id
         self._lease_ms = lease_ms
@@ -65,7 +66,7 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._waiter: asyncio.Task[Any] | None = None
-        self._unanswered: tuple[str, int] | None = None  # a claim's queue and time
+        self._unanswered: tuple[list[str], int] | None = None  # a claim's queues and time
         self._state = WorkerState(
             worker_id, self._queues, concurrency, lease_ms, clock(),
             running=lambda: list(self._running.values()), processed=lambda: self._processed,
@@ -82,7 +83,12 @@ class Worker:
             self._waiter.cancel()
 
     async def run(self) -> None:
-        self._log.info("worker.started", queues=self._queues, concurrency=self._concurrency)
+        self._log.info(
+            "worker.started",
+            queues=self._queues,
+            weights=self._order.weights,
+            concurrency=self._concurrency,
+        )
         chores = self._chores.start(self._state)
         try:
             await self._fetch_loop()
@@ -119,23 +125,14 @@ class Worker:
                 await self._sleep_unless_stopped(delay)
 
     async def _claim(self, free: int) -> tuple[bool, int | None]:
-        now = self._clock()
-        claimed = False
-        next_due: int | None = None
-        for name in self._queues:
-            try:
-                batch = await self._queue.claim(name, self._worker_id, free, self._lease_ms, now)
-            except QueueUnavailable:
-                self._unanswered = (name, now)
-                raise
-            self._spawn_all(batch)
-            claimed = claimed or bool(batch.tasks)
-            free -= len(batch.tasks)
-            if batch.next_due_at is not None:
-                next_due = min(next_due or batch.next_due_at, batch.next_due_at)
-            if free <= 0:
-                break
-        return claimed, next_due
+        request = ClaimRequest(self._worker_id, free, self._lease_ms, self._clock())
+        try:
+            batch = await self._queue.claim_queues(self._order.quotas(free), request)
+        except QueueUnavailable:
+            self._unanswered = (self._queues, request.now)
+            raise
+        self._spawn_all(batch)
+        return bool(batch.tasks), batch.next_due_at
 
     async def _adopt_unanswered(self) -> int:
         """A claim that got no answer (a timeout: Redis frozen, or slow) may have run all
@@ -146,13 +143,15 @@ class Worker:
         """
         if self._unanswered is None:
             return 0
-        (queue, claimed_at), self._unanswered = self._unanswered, None
+        (queues, claimed_at), self._unanswered = self._unanswered, None
+        found: list[Task] = []
         try:
             # Their lease ends lease_ms after the claim: "expired" a millisecond later.
             until = claimed_at + self._lease_ms + 1
-            found = await self._queue.expired(queue, until, ADOPT_LIMIT)
+            for queue in queues:
+                found += await self._queue.expired(queue, until, ADOPT_LIMIT)
         except QueueUnavailable:
-            self._unanswered = (queue, claimed_at)  # still away: look after the backoff
+            self._unanswered = (queues, claimed_at)  # still away: look after the backoff
             raise
         running = {(e.task.queue, e.task.id) for e in self._running.values()}
         adopted = [
@@ -210,8 +209,8 @@ class Worker:
 
     def _next_claim(self, outcome: Task) -> ClaimRequest | None:
         """The task to claim with `outcome`, into the slot it frees: one of its queue, if
-        that queue comes first for this worker and the worker goes on."""
-        if self._stopping.is_set() or outcome.queue != self._queues[0]:
+        the next turn is that queue's and the worker goes on."""
+        if self._stopping.is_set() or not self._order.take_turn(outcome.queue):
             return None
         return ClaimRequest(self._worker_id, 1, self._lease_ms, self._clock())
 

@@ -13,6 +13,7 @@ Return codes (scripts.py Code, one meaning each, in every script):
   -1 no such task           -2 not as the caller read it (status or fencing token)
   -3 the lease is still valid  -4 the task is active  -5 the id is held by another request
   -6 Redis refused a handler's write (its key holds another type)
+  -7 an enqueue: the queue is at its depth limit (nothing was stored)
 ]]
 local STATUS_SET = {
   waiting = K['waiting'], delayed = K['delayed'], active = K['active'],
@@ -95,17 +96,177 @@ local function field_of(fields, name)
   end
 end
 
--- Take up to `c.limit` ready tasks for worker `c.worker`, leased until `c.deadline`.
--- With `c.lock_ttl`, each task's lock is taken too, with the value worker:fence, unless
--- someone holds it: then the task goes out without it and the worker asks the lock
--- service. Returns the tasks' hashes (flat field lists, `lock` added when taken), and
--- whether the queue is paused.
+-- Flow limits. A queue with any has `limited` = 1 in its meta hash (one HMGET with
+-- `paused`: a queue without limits reads nothing more) and its limits in the limits hash:
+-- `rate` ("max:window ms") and `concurrency` for the queue, `type:<name>:rate` and
+-- `type:<name>:concurrency` per task type. A rate counts starts in a sliding window (a
+-- sorted set of recent starts, by time); a concurrency counts running tasks, those of
+-- the queue whose lease has not run out, those of a type in its active index. A ready
+-- task of a type at its limit is parked (out of the wait set, its score kept) until a
+-- claim finds room for that type again.
+local PARK_SCAN = 100  -- tasks a claim may park beyond those it takes
+local UNPARK_MAX = 1000  -- parked tasks of one type a claim puts back at most
+local REOPEN = {}  -- prefix -> when a rate limit that held back ready tasks opens
+
+local function read_limits(prefix)
+  local flat = redis.call('HGETALL', prefix .. K['limits'])
+  local lim = {queue = {}, types = {}, any_type = false}
+  for i = 1, #flat, 2 do
+    local name, kind = string.match(flat[i], '^type:(.+):(%a+)$')
+    local target = lim.queue
+    if name then
+      target = lim.types[name] or {}
+      lim.types[name] = target
+      lim.any_type = true
+    else
+      kind = flat[i]
+    end
+    if kind == 'rate' then
+      local max, window = string.match(flat[i + 1], '^(%d+):(%d+)$')
+      target.rate = {max = tonumber(max), window = tonumber(window)}
+    else
+      target.concurrency = tonumber(flat[i + 1])
+    end
+  end
+  return lim
+end
+
+local function soonest(a, b)
+  if a == nil or (b ~= nil and b < a) then
+    return b
+  end
+  return a
+end
+
+-- How many more may start now under `limit` (math.huge: no limit), `running` running,
+-- and when the rate lets one more start if it lets none now (else nil).
+local function room(prefix, scope, limit, running, now)
+  local left, reopen = math.huge, nil
+  if limit.concurrency then
+    left = limit.concurrency - running
+  end
+  if limit.rate then
+    local starts = prefix .. K['starts'] .. scope
+    redis.call('ZREMRANGEBYSCORE', starts, '-inf', now - limit.rate.window)
+    local free = limit.rate.max - redis.call('ZCARD', starts)
+    if free <= 0 then
+      local oldest = redis.call('ZRANGE', starts, 0, 0, 'WITHSCORES')
+      reopen = tonumber(oldest[2]) + limit.rate.window
+    end
+    left = math.min(left, free)
+  end
+  return math.max(left, 0), reopen
+end
+
+local function type_room(prefix, limit, name, now)
+  local running = redis.call('ZCARD', index_key(prefix, 'active', name))
+  return room(prefix, 'type:' .. name, limit, running, now)
+end
+
+-- Parked tasks of types with room again go back to the wait set, ahead by their scores.
+local function unpark(prefix, lim, now)
+  for _, name in ipairs(redis.call('SMEMBERS', prefix .. K['parked_names'])) do
+    local free, reopen = UNPARK_MAX, nil
+    if lim.types[name] then
+      free, reopen = type_room(prefix, lim.types[name], name, now)
+      free = math.min(free, UNPARK_MAX)
+    end
+    REOPEN[prefix] = soonest(REOPEN[prefix], reopen)
+    local parked = prefix .. K['parked'] .. name
+    if free > 0 then
+      local back = redis.call('ZPOPMIN', parked, free)
+      for i = 1, #back, 2 do
+        if redis.call('HGET', task_key(prefix, back[i]), 'status') == 'waiting' then
+          redis.call('ZADD', prefix .. K['waiting'], back[i + 1], back[i])
+        end
+      end
+    end
+    if redis.call('ZCARD', parked) == 0 then
+      redis.call('SREM', prefix .. K['parked_names'], name)
+    end
+  end
+end
+
+-- Up to `limit` ready tasks as ZPOPMIN gives them, skipping (parking) those of a type
+-- at its limit: at most PARK_SCAN parked per call.
+local function take_within(prefix, lim, limit, now)
+  local taken, rooms, scanned = {}, {}, 0
+  while #taken < 2 * limit and scanned < limit + PARK_SCAN do
+    local head = redis.call('ZPOPMIN', prefix .. K['waiting'], 1)
+    if #head == 0 then
+      break
+    end
+    scanned = scanned + 1
+    local name = redis.call('HGET', task_key(prefix, head[1]), 'name')
+    local limit_of = lim.types[name]
+    local fits = true
+    if limit_of then
+      if rooms[name] == nil then
+        local reopen
+        rooms[name], reopen = type_room(prefix, limit_of, name, now)
+        REOPEN[prefix] = soonest(REOPEN[prefix], reopen)
+      end
+      fits = rooms[name] > 0
+      rooms[name] = rooms[name] - 1
+    end
+    if fits then
+      taken[#taken + 1] = head[1]
+      taken[#taken + 1] = head[2]
+    else
+      redis.call('ZADD', prefix .. K['parked'] .. name, head[2], head[1])
+      redis.call('SADD', prefix .. K['parked_names'], name)
+    end
+  end
+  return taken
+end
+
+-- The queue's limits and how many of `wanted` may start now under the queue's own.
+local function limited_take(prefix, wanted, now)
+  local lim = read_limits(prefix)
+  unpark(prefix, lim, now)
+  local running = redis.call('ZCOUNT', prefix .. K['active'], now, '+inf')
+  local free, reopen = room(prefix, 'queue', lim.queue, running, now)
+  if redis.call('ZCARD', prefix .. K['waiting']) > 0 then
+    REOPEN[prefix] = soonest(REOPEN[prefix], reopen)
+  end
+  return lim, math.min(wanted, free)
+end
+
+local function record_start(prefix, lim, name, member, now)
+  if lim.queue.rate then
+    redis.call('ZADD', prefix .. K['starts'] .. 'queue', now, member)
+  end
+  local limit_of = lim.types[name]
+  if limit_of and limit_of.rate then
+    redis.call('ZADD', prefix .. K['starts'] .. 'type:' .. name, now, member)
+  end
+end
+
+-- Take up to `c.limit` ready tasks for worker `c.worker`, leased until `c.deadline`,
+-- within the queue's flow limits. With `c.lock_ttl`, each task's lock is taken too, with
+-- the value worker:fence, unless someone holds it: then the task goes out without it and
+-- the worker asks the lock service. Returns the tasks' hashes (flat field lists, `lock`
+-- added when taken), and whether the queue is paused.
 local function claim_ready(prefix, queue, c)
-  if redis.call('HGET', prefix .. K['meta'], 'paused') == '1' then
+  local meta = redis.call('HMGET', prefix .. K['meta'], 'paused', 'limited')
+  if meta[1] == '1' then
     return {}, true
   end
+  local lim, popped = nil, nil
+  if meta[2] == '1' then
+    local wanted
+    lim, wanted = limited_take(prefix, c.limit, c.now)
+    if lim.any_type then
+      popped = take_within(prefix, lim, wanted, c.now)
+    elseif wanted > 0 then
+      popped = redis.call('ZPOPMIN', prefix .. K['waiting'], wanted)
+    else
+      popped = {}
+    end
+  else
+    popped = redis.call('ZPOPMIN', prefix .. K['waiting'], c.limit)
+  end
   local claimed = {}
-  local popped = redis.call('ZPOPMIN', prefix .. K['waiting'], c.limit)
   for i = 1, #popped, 2 do
     local id = popped[i]
     local key = task_key(prefix, id)
@@ -117,6 +278,9 @@ local function claim_ready(prefix, queue, c)
     local name = field_of(fields, 'name')
     reindex(prefix, id, name, field_of(fields, 'ix'), 'waiting', 'active')
     announce(prefix, queue, id, name, 'active')
+    if lim then
+      record_start(prefix, lim, name, id .. ':' .. fence, c.now)
+    end
     if c.lock_ttl then
       local value = c.worker .. ':' .. fence
       if redis.call('SET', c.lock_prefix .. id, value, 'NX', 'PX', c.lock_ttl) then
@@ -139,13 +303,24 @@ local function next_due(prefix)
   return first[2] and tonumber(first[2]) or -1
 end
 
--- A claim's reply: {next_due, task, ...}; next_due is the earliest delayed due time when
+-- When an idle worker should look at the queue again: its next due time, or sooner when
+-- a rate limit held back ready tasks and opens earlier (-1: nothing to wait for).
+local function next_wake(prefix)
+  local due = next_due(prefix)
+  local reopen = REOPEN[prefix]
+  if reopen and (due < 0 or reopen < due) then
+    return reopen
+  end
+  return due
+end
+
+-- A claim's reply: {next_due, task, ...}; next_due is when to look again (next_wake) when
 -- nothing was claimed from a queue that is not paused (an idle worker sleeps until then),
 -- and -1 otherwise.
 local function claim_reply(prefix, head, claimed, paused)
   local due = -1
   if #claimed == 0 and not paused then
-    due = next_due(prefix)
+    due = next_wake(prefix)
   end
   local reply = head
   reply[#reply + 1] = due

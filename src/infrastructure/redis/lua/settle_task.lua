@@ -51,4 +51,7 @@ end
 o.set.outcome_fence = o.fence
 o.set.then_claimed = claimed_list(claimed)
 apply_outcome(prefix, queue, o.id, state, 'active', o, limits)
+if ARGV[4] == '' and redis.call('HGET', KEYS[8], 'limited') == '1' then
+  wake(prefix)  -- a running slot freed, and this worker claims none: others may
+end
 return publish(prefix, claim_reply(prefix, {0}, claimed, paused))

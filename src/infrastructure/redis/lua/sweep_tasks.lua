@@ -1,4 +1,5 @@
---[[ sweep_tasks: retention. Remove finished tasks past their keeping time.
+--[[ sweep_tasks: retention. Remove finished tasks past their keeping time, and those
+beyond the newest so many of their status.
 
 The caller picks the candidates (the oldest of each terminal state set) and names their
 keys; this script checks each again, since it may have changed since it was picked.
@@ -16,26 +17,43 @@ ARGV[3] the same for cancelled tasks
 ARGV[4] reservation time (ms) of a removed task's id
 ARGV[5] the queue's key prefix, conveyor:{<queue>}:
 ARGV[6] the queue's name
-ARGV[6 + i] the i-th candidate's id
+ARGV[7] keep at most this many completed tasks, the newest; 0 = no count
+ARGV[8] the same for failed tasks
+ARGV[9] the same for cancelled tasks
+ARGV[9 + i] the i-th candidate's id
 
 Returns the number of tasks removed.
 ]]
-local cutoff = {}
+local rules = {}
 for i, status in ipairs({'completed', 'failed', 'cancelled'}) do
-  cutoff[status] = {key = KEYS[i], before = tonumber(ARGV[i])}
+  rules[status] = {key = KEYS[i], before = tonumber(ARGV[i]), keep = tonumber(ARGV[6 + i])}
 end
 local prefix, queue = ARGV[5], ARGV[6]
-local removed = 0
-for i = 7, #ARGV do
-  local id = ARGV[i]
-  local n = i - 6
-  local rule = cutoff[redis.call('HGET', KEYS[3 * n + 1], 'status')]
-  if rule and rule.before > 0 then
+
+-- Whether a finished task is past its keeping: too old, or behind the newest `keep`
+-- (the candidates come oldest first, so each removal brings the next one up).
+local function expired(rule, id)
+  if rule.before > 0 then
     local finished = tonumber(redis.call('ZSCORE', rule.key, id) or '')
     if finished and finished < rule.before then
-      if forget(prefix, queue, id, ARGV[4], KEYS[3 * n + 3]) == 0 then
-        removed = removed + 1
-      end
+      return true
+    end
+  end
+  if rule.keep > 0 then
+    local newer = redis.call('ZREVRANK', rule.key, id)
+    return newer ~= false and newer >= rule.keep
+  end
+  return false
+end
+
+local removed = 0
+for i = 10, #ARGV do
+  local id = ARGV[i]
+  local n = i - 9
+  local rule = rules[redis.call('HGET', KEYS[3 * n + 1], 'status')]
+  if rule and expired(rule, id) then
+    if forget(prefix, queue, id, ARGV[4], KEYS[3 * n + 3]) == 0 then
+      removed = removed + 1
     end
   end
 end

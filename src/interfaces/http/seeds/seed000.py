@@ -25,7 +25,7 @@ class EnqueuedMessageOut(SeedModel):
     status_code=200,
     tags=["seed 000"],
     summary="Enqueue (seed 000)",
-    responses=documented(*BODY),
+    responses=documented(*BODY, enqueues=True),
 )
 async def seed000_enqueue(
     data: JSONBody[EnqueueBody],

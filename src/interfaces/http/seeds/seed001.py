@@ -179,7 +179,7 @@ def _outcomes(results: list[BulkOutcome]) -> BulkOutcomesOut:
     status_code=202,
     tags=["seed 001"],
     summary="Create a job (seed 001)",
-    responses=documented(*BODY),
+    responses=documented(*BODY, enqueues=True),
 )
 async def seed001_create_job(
     data: JSONBody[JobBody],
@@ -240,7 +240,7 @@ async def seed001_export_jobs(
     status_code=202,
     tags=["seed 001"],
     summary="Copy a job",
-    responses=documented(*BODY, 404, 409),
+    responses=documented(*BODY, 404, 409, enqueues=True),
 )
 async def seed001_duplicate_job(
     job_id: FromPath[str],

@@ -76,7 +76,7 @@ def _type_field() -> Iterator[None]:
     status_code=202,
     tags=["seed 003"],
     summary="Enqueue (seed 003)",
-    responses=documented(*BODY),
+    responses=documented(*BODY, enqueues=True),
 )
 async def seed003_enqueue(
     data: JSONBody[JobEnqueueBody],
