@@ -193,3 +193,17 @@ async def test_an_unknown_queue_is_422(client: AsyncTestClient[Any]) -> None:
     response = await client.get("/api/queues/elsewhere/limits")
     assert response.status_code == 422
     assert "queue" in response.json()["fields"]
+
+
+async def test_a_rate_lifted_leaves_no_window_behind(
+    store: RedisStore, limits: RedisFlowLimits, redis: Redis
+) -> None:
+    rate = Limit(rate=Rate(5, 1_000))
+    await limits.set("default", QueueLimits(rate, {"echo": rate}))
+    await enqueue(store, "echo", "echo")
+    assert len((await claim(store, 5, T0)).tasks) == 2
+    assert await redis.exists("conveyor:{default}:starts:queue") == 1
+    assert await redis.exists("conveyor:{default}:starts:type:echo") == 1
+    await limits.set("default", QueueLimits(Limit(concurrency=3)))
+    assert await redis.exists("conveyor:{default}:starts:queue") == 0
+    assert await redis.exists("conveyor:{default}:starts:type:echo") == 0

@@ -12,6 +12,17 @@ to claim under the new limits.
 ]]
 local prefix = ARGV[1]
 local fields = cjson.decode(ARGV[2])
+-- A rate that goes away takes its window of recent starts with it.
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if fields[field] == nil then
+    local name = string.match(field, '^type:(.+):rate$')
+    if name then
+      redis.call('DEL', prefix .. K['starts'] .. 'type:' .. name)
+    elseif field == 'rate' then
+      redis.call('DEL', prefix .. K['starts'] .. 'queue')
+    end
+  end
+end
 redis.call('DEL', KEYS[1])
 local flat, typed = {}, {}
 for field, value in pairs(fields) do
