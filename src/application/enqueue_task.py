@@ -28,6 +28,7 @@ class EnqueueRequest:
     backoff: Backoff | None = None
     timeout_ms: int | None = None
     created_by: str | None = None
+    group: str | None = None
 
 
 class EnqueueTask:
@@ -98,6 +99,7 @@ class EnqueueTask:
             backoff=request.backoff or task_type.backoff,
             timeout_ms=request.timeout_ms or task_type.timeout_ms or self._default_timeout_ms,
             created_by=request.created_by,
+            group=request.group,
         )
 
 

@@ -8,9 +8,9 @@ from application.clock import Clock
 from application.registry import TaskRegistry
 from domain.audit import AuditEntry
 from domain.errors import InvalidTask, UnknownTaskType
-from domain.limits import MAX_LIMITED_TYPES, LimitsView, QueueLimits, check_limit
+from domain.limits import ANY_GROUP, MAX_LIMITED_TYPES, LimitsView, QueueLimits, check_limit
 from domain.ports import IAuditLog, IFlowLimits
-from domain.task import check_configured_queue
+from domain.task import check_configured_queue, check_group_name
 
 
 class ManageLimits:
@@ -46,8 +46,19 @@ class ManageLimits:
             except UnknownTaskType:
                 raise InvalidTask(f"taskTypes.{name}", f"unknown task type {name!r}") from None
             check_limit(limit, f"taskTypes.{name}")
+        if len(limits.groups) > MAX_LIMITED_TYPES:
+            raise InvalidTask("groups", f"at most {MAX_LIMITED_TYPES} groups")
+        for name, limit in limits.groups.items():
+            if name != ANY_GROUP:
+                try:
+                    check_group_name(name)
+                except InvalidTask as error:
+                    raise InvalidTask(f"groups.{name}", error.message) from None
+            check_limit(limit, f"groups.{name}")
         kept = QueueLimits(
-            limits.queue, {n: limit for n, limit in limits.task_types.items() if not limit.empty}
+            limits.queue,
+            {n: limit for n, limit in limits.task_types.items() if not limit.empty},
+            {n: limit for n, limit in limits.groups.items() if not limit.empty},
         )
         await self._store.set(queue, kept)
         if self._audit is not None:

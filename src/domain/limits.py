@@ -32,16 +32,23 @@ class Limit:
         return self.rate is None and self.concurrency is None
 
 
+ANY_GROUP = "*"  # the group limits' key for every group not named
+
+
 @dataclass(frozen=True, slots=True)
 class QueueLimits:
-    """The queue's own limit, and one per task type (a task must pass both)."""
+    """The queue's own limit, one per task type (a task must pass both), and its groups':
+    under `*` for every group, under a group's name for that one (each kind of limit it
+    gives replaces the default's)."""
 
     queue: Limit = field(default_factory=Limit)
     task_types: dict[str, Limit] = field(default_factory=dict)
+    groups: dict[str, Limit] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
-        return self.queue.empty and all(limit.empty for limit in self.task_types.values())
+        limits = [self.queue, *self.task_types.values(), *self.groups.values()]
+        return all(limit.empty for limit in limits)
 
 
 @dataclass(frozen=True, slots=True)

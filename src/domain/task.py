@@ -139,10 +139,13 @@ class Task:
     fence: int = 0
     history: tuple[Attempt, ...] = ()
     created_by: str | None = None
+    group: str | None = None  # a tenant: the queue serves its groups in turn
 
     def __post_init__(self) -> None:
         check_task_id(self.id)
         check_queue_name(self.queue)
+        if self.group is not None:
+            check_group_name(self.group)
         if not -PRIORITY_LIMIT <= self.priority <= PRIORITY_LIMIT:
             raise InvalidTask("priority", f"must be between {-PRIORITY_LIMIT} and {PRIORITY_LIMIT}")
         if self.max_attempts < 1:
@@ -288,6 +291,7 @@ class Task:
             backoff=self.backoff,
             timeout_ms=self.timeout_ms,
             created_by=created_by,
+            group=self.group,
         )
 
     def _require(self, allowed: set[TaskStatus], action: str) -> None:
@@ -338,6 +342,11 @@ def check_task_id(task_id: str) -> None:
 def check_queue_name(queue: str) -> None:
     if not ID_PATTERN.fullmatch(queue):
         raise InvalidTask("queue", "must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+
+
+def check_group_name(group: str) -> None:
+    if not ID_PATTERN.fullmatch(group):
+        raise InvalidTask("group", "must be 1-128 characters of A-Z a-z 0-9 . _ : -")
 
 
 def check_configured_queue(queue: str, configured: Collection[str]) -> None:

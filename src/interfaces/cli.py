@@ -111,6 +111,7 @@ def _enqueue_parser(enqueue: argparse.ArgumentParser) -> None:
     enqueue.add_argument("--id", help="a custom id; enqueueing it again is idempotent")
     enqueue.add_argument("--attempts", type=int, help="tries before the task fails")
     enqueue.add_argument("--queue", help="the queue (default: the task type's)")
+    enqueue.add_argument("--group", help="a tenant: the queue serves its groups in turn")
     enqueue.add_argument(
         "--wait",
         type=float,

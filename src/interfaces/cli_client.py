@@ -83,6 +83,7 @@ def _enqueue(api: ConveyorClient, args: argparse.Namespace) -> int:
         task_id=args.id,
         attempts=args.attempts,
         queue=args.queue,
+        group=args.group,
     )
     if args.wait is None or task.get("status") == "removed":
         _show_task(task, args.json)

@@ -86,6 +86,7 @@ class EnqueueOptions(TypedDict, total=False):
     backoff: int | Mapping[str, Any] | None
     timeout_ms: int | None
     queue: str | None
+    group: str | None
 
 
 class TaskSpec(EnqueueOptions, total=False):

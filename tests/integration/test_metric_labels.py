@@ -1,5 +1,5 @@
 """No metric label takes a value a producer chose: /metrics keeps the same series however
-hostile the requests before it (unknown paths, methods, queues, task names, ids)."""
+hostile the requests before it (unknown paths, methods, queues, task names, ids, groups)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ async def hostile_requests(client: AsyncTestClient[Any], n: int) -> None:
         assert (await client.get(f"/api/tasks/{name}")).status_code == 404
         assert (await client.get(f"/no/such/route/{name}")).status_code == 404
         assert (await client.request("PURGE", "/api/tasks")).status_code == 405
+        grouped = {"taskName": "echo", "payload": {}, "group": f"tenant-{n}"}
+        assert (await client.post("/api/tasks", json=grouped)).status_code == 202
 
 
 async def test_metric_series_do_not_grow_with_hostile_requests(
@@ -47,4 +49,4 @@ async def test_metric_series_do_not_grow_with_hostile_requests(
 
     assert after == before
     labels = {value for _, pairs in after for _, value in pairs}
-    assert not any("made-up" in value or "other-" in value for value in labels)
+    assert not any(word in value for value in labels for word in ("made-up", "other-", "tenant-"))

@@ -1,5 +1,6 @@
 """RedisFlowLimits: IFlowLimits on the queue's limits hash; the claim scripts apply them
-(see _lib.lua), set_limits.lua replaces them."""
+(see _lib.lua: the queue's and its task types' in every claim, a group's when the group
+gets its next turn), set_limits.lua replaces them."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ class RedisFlowLimits:
         fields = _fields("", limits.queue)
         for name, limit in limits.task_types.items():
             fields |= _fields(f"type:{name}:", limit)
+        for name, limit in limits.groups.items():
+            fields |= _fields(f"group:{name}:", limit)
         keys = [k.limits, k.meta, k.marker, k.wait, k.parked_names]
         await self._lane.run(self._scripts.set_limits, keys, [k.prefix, json.dumps(fields)])
 
@@ -64,17 +67,25 @@ def _fields(prefix: str, limit: Limit) -> dict[str, str]:
 
 
 def _limits(fields: dict[str, str]) -> QueueLimits:
-    parts: dict[str, dict[str, Any]] = {}
+    own: dict[str, Any] = {}
+    scoped: dict[str, dict[str, dict[str, Any]]] = {"type": {}, "group": {}}
     for field, value in fields.items():
-        scope, _, kind = field.rpartition(":") if field.startswith("type:") else ("", "", field)
-        entry = parts.setdefault(scope.removeprefix("type:"), {})
+        scope, _, rest = field.partition(":")
+        if scope in scoped:
+            name, _, kind = rest.rpartition(":")
+            entry = scoped[scope].setdefault(name, {})
+        else:
+            kind, entry = field, own
         if kind == "rate":
             most, window = value.split(":")
             entry["rate"] = Rate(int(most), int(window))
         elif kind == "concurrency":
             entry["concurrency"] = int(value)
-    own = Limit(**parts.pop("", {}))
-    return QueueLimits(own, {name: Limit(**entry) for name, entry in sorted(parts.items())})
+
+    def limits_of(scope: str) -> dict[str, Limit]:
+        return {name: Limit(**entry) for name, entry in sorted(scoped[scope].items())}
+
+    return QueueLimits(Limit(**own), limits_of("type"), limits_of("group"))
 
 
 def _since(limit: Limit, now: int) -> int | str:

@@ -30,11 +30,16 @@ LAYOUT: dict[str, str] = {
     "durations": "durations:",  # + name: recent durations of completed tasks
     "effect": "fx:",  # + name: a key that handlers write with fenced writes
     "marker": "marker",  # what idle workers block on
-    "meta": "meta",  # field paused = 1 while the queue is paused, limited = 1 with limits
+    "meta": "meta",  # paused = 1 while paused; limited = 1 with limits, grouped = 1 with groups
     "limits": "limits",  # the queue's flow limits (rate, concurrency; per task type too)
     "starts": "starts:",  # + queue or type:name: recent starts, the rate's sliding window
     "parked": "parked:",  # + name: waiting tasks of a type at its limit, by wait score
     "parked_names": "parked_names",  # the task types that have parked tasks
+    "group": "grp:",  # + group: its waiting tasks behind its head, by wait score
+    "group_heads": "gheads",  # group -> the id of its task in the wait set (its head)
+    "group_active": "gact:",  # + group: its running tasks, by start time
+    "group_blocked": "gblocked",  # groups held by their rate, by when its window opens
+    "grouped": "grouped",  # how many waiting tasks are behind their groups' heads
     "fence": "fence",  # one strictly increasing token per claim
     "seq": "seq",  # FIFO order among equal priorities
     "last_ix": "last_ix",  # the last creation order given in the queue
@@ -127,7 +132,8 @@ class QueueKeys:
         return self._key("limits")
 
     def starts(self, scope: str) -> str:
-        """Recent starts of the queue (`queue`) or of a task type (`type:<name>`)."""
+        """Recent starts of the queue (`queue`), a task type (`type:<name>`) or a group
+        (`group:<name>`)."""
         return self._key("starts", scope)
 
     def parked(self, name: str) -> str:
@@ -136,6 +142,25 @@ class QueueKeys:
     @cached_property
     def parked_names(self) -> str:
         return self._key("parked_names")
+
+    def group(self, group: str) -> str:
+        """A group's waiting tasks behind its head (see _lib.lua, groups)."""
+        return self._key("group", group)
+
+    def group_active(self, group: str) -> str:
+        return self._key("group_active", group)
+
+    @cached_property
+    def group_heads(self) -> str:
+        return self._key("group_heads")
+
+    @cached_property
+    def group_blocked(self) -> str:
+        return self._key("group_blocked")
+
+    @cached_property
+    def grouped(self) -> str:
+        return self._key("grouped")
 
     @cached_property
     def fence(self) -> str:

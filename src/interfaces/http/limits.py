@@ -30,13 +30,21 @@ class LimitBody(WireModel):
 
 
 class LimitsBody(LimitBody):
-    """The queue's own limit, and one per task type; what is left out is not limited."""
+    """The queue's own limit, one per task type, and its groups'; what is left out is not
+    limited."""
 
     task_types: dict[str, LimitBody] = Field(default_factory=dict, max_length=100)
+    groups: dict[str, LimitBody] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="per group (a task's `group`): `*` for every group, a group's name for "
+        "that one; each kind of limit a named group gives replaces the default's",
+    )
 
     def to_limits(self) -> QueueLimits:
         types = {name: limit.to_domain() for name, limit in self.task_types.items()}
-        return QueueLimits(self.to_domain(), types)
+        groups = {name: limit.to_domain() for name, limit in self.groups.items()}
+        return QueueLimits(self.to_domain(), types, groups)
 
 
 class UsageOut(WireModel):
@@ -59,6 +67,7 @@ class LimitsOut(WireModel):
     usage: UsageOut
     task_types: dict[str, LimitOut]
     parked: dict[str, int]
+    groups: dict[str, LimitBody]
 
     @classmethod
     def of(cls, queue: str, view: LimitsView) -> LimitsOut:
@@ -86,6 +95,10 @@ class LimitsOut(WireModel):
                 for name, limit in view.limits.task_types.items()
             },
             parked=view.parked,
+            groups={
+                name: LimitBody(rate=rate(limit), concurrency=limit.concurrency)
+                for name, limit in view.limits.groups.items()
+            },
         )
 
 

@@ -124,6 +124,11 @@ class EnqueueBody(WireModel):
     )
     timeout_ms: WireInt | None = Field(default=None, ge=1, le=TEN_YEARS_MS)
     queue: str | None = Field(default=None, pattern=ID_PATTERN)
+    group: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        description="a tenant: a queue serves its groups in turn, within each group's limits",
+    )
 
     @model_validator(mode="after")
     def _one_due_time(self) -> EnqueueBody:
@@ -144,6 +149,7 @@ class EnqueueBody(WireModel):
             backoff=_backoff(self.backoff),
             timeout_ms=self.timeout_ms,
             created_by=created_by,
+            group=self.group,
         )
 
 
@@ -196,6 +202,7 @@ class TaskOut(WireModel):
     fence: int
     history: list[AttemptOut]
     created_by: str | None = None
+    group: str | None = None
 
 
 class RemovedOut(WireModel):

@@ -53,6 +53,7 @@ def task_wire(task: Task) -> dict[str, Any]:
         "fence": task.fence,
         "history": [_attempt(entry) for entry in task.history],
         "createdBy": task.created_by,
+        "group": task.group,
     }
 
 

@@ -69,25 +69,6 @@ local function wake(prefix)
   redis.call('ZADD', prefix .. K['marker'], 0, '0')
 end
 
--- Due delayed tasks become waiting, at most `limit` of them: done inside every claim, so
--- no poller is needed and a due task is claimable in the very call that first sees it.
-local function promote_due(prefix, queue, now, limit)
-  local delayed = prefix .. K['delayed']
-  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, limit)
-  for _, id in ipairs(due) do
-    local key = task_key(prefix, id)
-    local task = redis.call('HMGET', key, 'priority', 'name', 'ix')
-    local seq = redis.call('INCR', prefix .. K['seq'])
-    redis.call('ZADD', prefix .. K['waiting'], wait_score(tonumber(task[1] or '0'), seq), id)
-    redis.call('HSET', key, 'status', 'waiting')
-    reindex(prefix, id, task[2], task[3], 'delayed', 'waiting')
-    announce(prefix, queue, id, task[2], 'waiting')
-  end
-  if #due > 0 then
-    redis.call('ZREM', delayed, unpack(due))
-  end
-end
-
 local function field_of(fields, name)
   for j = 1, #fields, 2 do
     if fields[j] == name then
@@ -108,13 +89,20 @@ local PARK_SCAN = 100  -- tasks a claim may park beyond those it takes
 local UNPARK_MAX = 1000  -- parked tasks of one type a claim puts back at most
 local REOPEN = {}  -- prefix -> when a rate limit that held back ready tasks opens
 
+local function parse_rate(value)
+  local max, window = string.match(value, '^(%d+):(%d+)$')
+  return {max = tonumber(max), window = tonumber(window)}
+end
+
 local function read_limits(prefix)
   local flat = redis.call('HGETALL', prefix .. K['limits'])
   local lim = {queue = {}, types = {}, any_type = false}
   for i = 1, #flat, 2 do
-    local name, kind = string.match(flat[i], '^type:(.+):(%a+)$')
+    local scope, name, kind = string.match(flat[i], '^(%a+):(.+):(%a+)$')
     local target = lim.queue
-    if name then
+    if scope == 'group' then
+      target = {}  -- read by group_limit, for one group at a time
+    elseif name then
       target = lim.types[name] or {}
       lim.types[name] = target
       lim.any_type = true
@@ -122,8 +110,7 @@ local function read_limits(prefix)
       kind = flat[i]
     end
     if kind == 'rate' then
-      local max, window = string.match(flat[i + 1], '^(%d+):(%d+)$')
-      target.rate = {max = tonumber(max), window = tonumber(window)}
+      target.rate = parse_rate(flat[i + 1])
     else
       target.concurrency = tonumber(flat[i + 1])
     end
@@ -156,6 +143,157 @@ local function room(prefix, scope, limit, running, now)
     left = math.min(left, free)
   end
   return math.max(left, 0), reopen
+end
+
+-- Groups (a task's `group`: a tenant, a customer). A group's waiting tasks wait in its
+-- own set, by priority and order, and one of them at a time, its head, is in the queue's
+-- wait set, at the back, scored as a task of priority 0: groups take turns with one
+-- another and with the queue's ungrouped tasks, whatever their sizes and priorities. A
+-- group gets a head only while it has room under its limits (fields `group:<name>:rate`
+-- and `group:<name>:concurrency` of the limits hash, each falling back on `group:*:`):
+-- at its concurrency limit, its next head comes when one of its tasks stops running; at
+-- its rate limit, when the window opens (the blocked set, looked at by the claims of a
+-- queue with groups, `grouped` = 1 in its meta hash). A group's keys exist while it has
+-- tasks; its times are the Redis server's clock.
+local NOW = nil
+local GROUP_LIMITS = {}  -- group -> its limit, read once per call
+
+local function now_ms()
+  if NOW == nil then
+    local time = redis.call('TIME')
+    NOW = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  end
+  return NOW
+end
+
+local function group_limit(prefix, group)
+  local limit = GROUP_LIMITS[group]
+  if limit == nil then
+    local own = 'group:' .. group .. ':'
+    local v = redis.call('HMGET', prefix .. K['limits'], own .. 'concurrency', own .. 'rate',
+      'group:*:concurrency', 'group:*:rate')
+    limit = {}
+    local concurrency, rate = v[1] or v[3], v[2] or v[4]
+    if concurrency then
+      limit.concurrency = tonumber(concurrency)
+    end
+    if rate then
+      limit.rate = parse_rate(rate)
+    end
+    GROUP_LIMITS[group] = limit
+  end
+  return limit
+end
+
+-- Give `group` a head in the wait set if it has none, has a task behind and room to
+-- start one; held by its rate, it goes to the blocked set until the window opens.
+local function group_refill(prefix, group)
+  local heads = prefix .. K['group_heads']
+  local behind = prefix .. K['group'] .. group
+  if redis.call('HEXISTS', heads, group) == 1 or redis.call('EXISTS', behind) == 0 then
+    return
+  end
+  local limit = group_limit(prefix, group)
+  if limit.concurrency or limit.rate then
+    local running = redis.call('ZCARD', prefix .. K['group_active'] .. group)
+    local free, reopen = room(prefix, 'group:' .. group, limit, running, now_ms())
+    if free <= 0 then
+      if reopen then
+        redis.call('ZADD', prefix .. K['group_blocked'], reopen, group)
+      end
+      return
+    end
+  end
+  local head = redis.call('ZPOPMIN', behind)
+  redis.call('DECR', prefix .. K['grouped'])
+  local seq = redis.call('INCR', prefix .. K['seq'])
+  redis.call('ZADD', prefix .. K['waiting'], wait_score(0, seq), head[1])
+  redis.call('HSET', heads, group, head[1])
+  wake(prefix)
+end
+
+-- A task of `group` becomes waiting; `score` orders it within the group.
+local function group_enter(prefix, id, group, score)
+  if redis.call('ZADD', prefix .. K['group'] .. group, score, id) == 1 then
+    redis.call('INCR', prefix .. K['grouped'])
+  end
+  group_refill(prefix, group)
+end
+
+-- A waiting task of `group` leaves otherwise than by a claim (cancelled, removed); its
+-- entry in the wait set, if it was the head, is gone already.
+local function group_leave(prefix, id, group)
+  local heads = prefix .. K['group_heads']
+  if redis.call('ZREM', prefix .. K['group'] .. group, id) == 1 then
+    redis.call('DECR', prefix .. K['grouped'])
+  elseif redis.call('HGET', heads, group) == id then
+    redis.call('HDEL', heads, group)
+    group_refill(prefix, group)
+  end
+end
+
+-- A task of `group` was claimed (`member`: id:fence): it counts as running in its group,
+-- and the group's next task takes its turn at the back of the wait set.
+local function group_start(prefix, id, group, member)
+  local heads = prefix .. K['group_heads']
+  if redis.call('HGET', heads, group) == id then
+    redis.call('HDEL', heads, group)
+  end
+  redis.call('ZADD', prefix .. K['group_active'] .. group, now_ms(), id)
+  local limit = group_limit(prefix, group)
+  if limit.rate then
+    local starts = prefix .. K['starts'] .. 'group:' .. group
+    redis.call('ZADD', starts, now_ms(), member)
+    redis.call('PEXPIRE', starts, limit.rate.window)
+  end
+  group_refill(prefix, group)
+end
+
+-- A task of `group` stopped running (settled, recovered, changed): its slot is free.
+local function group_end(prefix, id, group)
+  if redis.call('ZREM', prefix .. K['group_active'] .. group, id) == 1 then
+    group_refill(prefix, group)
+  end
+end
+
+-- Groups whose rate window opened get their heads; the next opening is when to look again.
+local function unblock_groups(prefix)
+  local blocked = prefix .. K['group_blocked']
+  local due = redis.call('ZRANGEBYSCORE', blocked, '-inf', now_ms(), 'LIMIT', 0, UNPARK_MAX)
+  if #due > 0 then
+    redis.call('ZREM', blocked, unpack(due))
+    for _, group in ipairs(due) do
+      group_refill(prefix, group)
+    end
+  end
+  local first = redis.call('ZRANGE', blocked, 0, 0, 'WITHSCORES')
+  if first[2] then
+    REOPEN[prefix] = soonest(REOPEN[prefix], tonumber(first[2]))
+  end
+end
+
+-- Due delayed tasks become waiting, at most `limit` of them: done inside every claim, so
+-- no poller is needed and a due task is claimable in the very call that first sees it.
+local function promote_due(prefix, queue, now, limit)
+  local delayed = prefix .. K['delayed']
+  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, limit)
+  for _, id in ipairs(due) do
+    local key = task_key(prefix, id)
+    local task = redis.call('HMGET', key, 'priority', 'name', 'ix', 'group')
+    local seq = redis.call('INCR', prefix .. K['seq'])
+    local score = wait_score(tonumber(task[1] or '0'), seq)
+    redis.call('HSET', key, 'status', 'waiting')
+    if task[4] then
+      group_enter(prefix, id, task[4], score)
+    else
+      redis.call('ZADD', prefix .. K['waiting'], score, id)
+    end
+    reindex(prefix, id, task[2], task[3], 'delayed', 'waiting')
+    announce(prefix, queue, id, task[2], 'waiting')
+  end
+  if #due > 0 then
+    redis.call('ZREM', delayed, unpack(due))
+  end
 end
 
 local function type_room(prefix, limit, name, now)
@@ -242,56 +380,68 @@ local function record_start(prefix, lim, name, member, now)
   end
 end
 
+-- Task `id`, just taken from the wait set, becomes active for worker `c.worker`.
+local function claim_one(prefix, queue, c, lim, grouped, id)
+  local key = task_key(prefix, id)
+  local fence = redis.call('INCR', prefix .. K['fence'])
+  redis.call('HSET', key, 'status', 'active', 'worker_id', c.worker, 'started_at', c.now,
+    'fence', fence)
+  redis.call('ZADD', prefix .. K['active'], c.deadline, id)
+  local fields = redis.call('HGETALL', key)
+  local name = field_of(fields, 'name')
+  reindex(prefix, id, name, field_of(fields, 'ix'), 'waiting', 'active')
+  announce(prefix, queue, id, name, 'active')
+  if lim then
+    record_start(prefix, lim, name, id .. ':' .. fence, c.now)
+  end
+  local group = grouped and field_of(fields, 'group')
+  if group then
+    group_start(prefix, id, group, id .. ':' .. fence)
+  end
+  if c.lock_ttl then
+    local value = c.worker .. ':' .. fence
+    if redis.call('SET', c.lock_prefix .. id, value, 'NX', 'PX', c.lock_ttl) then
+      fields[#fields + 1] = 'lock'
+      fields[#fields + 1] = value
+    end
+  end
+  return fields
+end
+
 -- Take up to `c.limit` ready tasks for worker `c.worker`, leased until `c.deadline`,
 -- within the queue's flow limits. With `c.lock_ttl`, each task's lock is taken too, with
 -- the value worker:fence, unless someone holds it: then the task goes out without it and
 -- the worker asks the lock service. Returns the tasks' hashes (flat field lists, `lock`
 -- added when taken), and whether the queue is paused.
 local function claim_ready(prefix, queue, c)
-  local meta = redis.call('HMGET', prefix .. K['meta'], 'paused', 'limited')
+  local meta = redis.call('HMGET', prefix .. K['meta'], 'paused', 'limited', 'grouped')
   if meta[1] == '1' then
     return {}, true
   end
-  local lim, popped = nil, nil
+  local grouped = meta[3] == '1'
+  if grouped then
+    unblock_groups(prefix)
+  end
+  local lim, wanted = nil, c.limit
   if meta[2] == '1' then
-    local wanted
     lim, wanted = limited_take(prefix, c.limit, c.now)
-    if lim.any_type then
-      popped = take_within(prefix, lim, wanted, c.now)
-    elseif wanted > 0 then
-      popped = redis.call('ZPOPMIN', prefix .. K['waiting'], wanted)
-    else
-      popped = {}
-    end
-  else
-    popped = redis.call('ZPOPMIN', prefix .. K['waiting'], c.limit)
   end
   local claimed = {}
-  for i = 1, #popped, 2 do
-    local id = popped[i]
-    local key = task_key(prefix, id)
-    local fence = redis.call('INCR', prefix .. K['fence'])
-    redis.call('HSET', key, 'status', 'active', 'worker_id', c.worker, 'started_at', c.now,
-      'fence', fence)
-    redis.call('ZADD', prefix .. K['active'], c.deadline, id)
-    local fields = redis.call('HGETALL', key)
-    local name = field_of(fields, 'name')
-    reindex(prefix, id, name, field_of(fields, 'ix'), 'waiting', 'active')
-    announce(prefix, queue, id, name, 'active')
-    if lim then
-      record_start(prefix, lim, name, id .. ':' .. fence, c.now)
+  -- One pass takes what the wait set holds; with groups, a group whose task was taken
+  -- may have put its next one in, so passes go on until the wait set has nothing more.
+  repeat
+    local want, popped = wanted - #claimed, {}
+    if want > 0 and lim and lim.any_type then
+      popped = take_within(prefix, lim, want, c.now)
+    elseif want > 0 then
+      popped = redis.call('ZPOPMIN', prefix .. K['waiting'], want)
     end
-    if c.lock_ttl then
-      local value = c.worker .. ':' .. fence
-      if redis.call('SET', c.lock_prefix .. id, value, 'NX', 'PX', c.lock_ttl) then
-        fields[#fields + 1] = 'lock'
-        fields[#fields + 1] = value
-      end
+    for i = 1, #popped, 2 do
+      claimed[#claimed + 1] = claim_one(prefix, queue, c, lim, grouped, popped[i])
     end
-    claimed[#claimed + 1] = fields
-  end
+  until not grouped or #popped == 0 or #claimed >= wanted
   -- More work left: wake the next idle worker rather than leave it to its timeout.
-  if #popped > 0 and redis.call('ZCARD', prefix .. K['waiting']) > 0 then
+  if #claimed > 0 and redis.call('ZCARD', prefix .. K['waiting']) > 0 then
     wake(prefix)
   end
   return claimed, false
@@ -366,11 +516,17 @@ local function count_finished(prefix, at, ttl)
 end
 
 -- Write a task's new state `o` (decided by the caller: status, score, fields to set and
--- to drop, duration) over its `state` (HMGET status, fence, priority, name, ix), moving it
+-- to drop, duration) over its `state` (read_state's fields), moving it
 -- from the state set of `from` to that of `o.status`. `limits` bounds the bookkeeping.
 local function apply_outcome(prefix, queue, id, state, from, o, limits)
   local key = task_key(prefix, id)
+  local group = state[7]
   redis.call('ZREM', state_key(prefix, from), id)
+  if group and from == 'waiting' then
+    group_leave(prefix, id, group)
+  elseif group and from == 'active' then
+    group_end(prefix, id, group)
+  end
   local flat = {}
   for field, value in pairs(o.set) do
     flat[#flat + 1] = field
@@ -387,7 +543,12 @@ local function apply_outcome(prefix, queue, id, state, from, o, limits)
     -- `ahead`: before every task of its priority (sequence 0; enqueues count from 1),
     -- as a task taken from a dead worker goes, having been claimed in its turn already.
     local seq = o.ahead and 0 or redis.call('INCR', prefix .. K['seq'])
-    redis.call('ZADD', target, wait_score(tonumber(state[3] or '0'), seq), id)
+    local score = wait_score(tonumber(state[3] or '0'), seq)
+    if group then
+      group_enter(prefix, id, group, score)  -- `ahead`: first of its group
+    else
+      redis.call('ZADD', target, score, id)
+    end
     wake(prefix)
   elseif o.status == 'delayed' then
     local earliest = next_due(prefix)
@@ -410,7 +571,7 @@ end
 
 local function read_state(prefix, id)
   return redis.call('HMGET', task_key(prefix, id), 'status', 'fence', 'priority', 'name', 'ix',
-    'outcome_fence')
+    'outcome_fence', 'group')
 end
 
 -- Delete a task that is not active, with its index entries, and reserve its id for
@@ -418,7 +579,7 @@ end
 -- Returns 0, -1 if there is no such task, -4 if it is active.
 local function forget(prefix, queue, id, window, owner_key)
   local key = task_key(prefix, id)
-  local state = redis.call('HMGET', key, 'status', 'fp', 'name', 'tokens')
+  local state = redis.call('HMGET', key, 'status', 'fp', 'name', 'tokens', 'group')
   if not state[1] then
     return -1
   end
@@ -426,6 +587,9 @@ local function forget(prefix, queue, id, window, owner_key)
     return -4
   end
   redis.call('ZREM', state_key(prefix, state[1]), id)
+  if state[5] and state[1] == 'waiting' then
+    group_leave(prefix, id, state[5])
+  end
   reindex(prefix, id, state[3], 0, state[1], nil)
   redis.call('ZREM', prefix .. K['ids'], id)
   if state[4] then

@@ -79,10 +79,12 @@ local function refusal(g, group)
   local prefix, base = group.prefix, group.base
   local depth = redis.call('ZCARD', KEYS[base + 1]) + redis.call('ZCARD', KEYS[base + 2])
     + redis.call('ZCARD', prefix .. K['active'])
-  -- Waiting tasks a flow limit parked are out of the wait set, and count all the same.
+  -- Waiting tasks a flow limit parked, or waiting behind their group's head, are out of
+  -- the wait set, and count all the same.
   for _, name in ipairs(redis.call('SMEMBERS', prefix .. K['parked_names'])) do
     depth = depth + redis.call('ZCARD', prefix .. K['parked'] .. name)
   end
+  depth = depth + tonumber(redis.call('GET', prefix .. K['grouped']) or '0')
   if depth + new <= group.limit then
     return nil
   end
@@ -105,6 +107,8 @@ local function enqueue_group(group)
   local seq = tonumber(redis.call('GET', KEYS[base + 4]) or '0')
   local names = {}
   local stored = false
+  local touched, behind = {}, 0  -- the groups of the waiting tasks stored, how many
+  local grouped = false  -- whether any task stored has a group
 
   -- The sorted-set entries of the tasks stored, by key, added when the loop is done: one
   -- ZADD per key for the whole group, not four or five per task (the script runs alone,
@@ -142,10 +146,17 @@ local function enqueue_group(group)
         earliest = run_at
         wake = true
       end
+    elseif task.group then
+      -- Behind its group's head; the group gets one below if it has none.
+      local score = wait_score(tonumber(task.priority or '0'), seq)
+      add_later(prefix .. K['group'] .. task.group, score, id)
+      touched[task.group] = true
+      behind = behind + 1
     else
       add_later(wait_key, wait_score(tonumber(task.priority or '0'), seq), id)
       wake = true
     end
+    grouped = grouped or task.group ~= nil
     add_later(index_key(prefix, task.status, task.name), ix, id)
     add_later(prefix .. K['ids'], 0, id)
     names[task.name] = true
@@ -189,6 +200,15 @@ local function enqueue_group(group)
   call_in_runs('MSET', nil, owners)
   if wake then
     redis.call('ZADD', marker_key, 0, '0')
+  end
+  if grouped then
+    redis.call('HSET', prefix .. K['meta'], 'grouped', '1')
+  end
+  if behind > 0 then
+    redis.call('INCRBY', prefix .. K['grouped'], behind)
+    for group in pairs(touched) do
+      group_refill(prefix, group)
+    end
   end
   if stored then
     redis.call('SET', KEYS[base + 5], string.format('%d', last_ix))

@@ -6,6 +6,9 @@ KEYS[5] parked names set
 ARGV[1] the queue's key prefix, conveyor:{<queue>}:
 ARGV[2] the limits, JSON: an object of the limits hash's fields (see _lib), {} for none
 
+A group's new limits apply from its next turn: the next start or end of one of its tasks,
+or the opening of its rate window.
+
 Parked tasks of a type that is no longer limited go back to the wait set at once, so a
 queue left without limits parks nothing and reads no limits again. Idle workers are woken
 to claim under the new limits.
@@ -15,16 +18,16 @@ local fields = cjson.decode(ARGV[2])
 -- A rate that goes away takes its window of recent starts with it.
 for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
   if fields[field] == nil then
-    local name = string.match(field, '^type:(.+):rate$')
-    if name then
-      redis.call('DEL', prefix .. K['starts'] .. 'type:' .. name)
+    local scope = string.match(field, '^(%a+:.+):rate$')
+    if scope then
+      redis.call('DEL', prefix .. K['starts'] .. scope)
     elseif field == 'rate' then
       redis.call('DEL', prefix .. K['starts'] .. 'queue')
     end
   end
 end
 redis.call('DEL', KEYS[1])
-local flat, typed = {}, {}
+local flat, typed, claims = {}, {}, false
 for field, value in pairs(fields) do
   flat[#flat + 1] = field
   flat[#flat + 1] = value
@@ -32,9 +35,13 @@ for field, value in pairs(fields) do
   if name then
     typed[name] = true
   end
+  -- Groups' limits are read when a group gets its turn, not by every claim.
+  claims = claims or string.match(field, '^group:') == nil
 end
 if #flat > 0 then
   redis.call('HSET', KEYS[1], unpack(flat))
+end
+if claims then
   redis.call('HSET', KEYS[2], 'limited', '1')
 else
   redis.call('HDEL', KEYS[2], 'limited')
