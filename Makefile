@@ -13,7 +13,7 @@ WORKERS ?= 2
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install up test lint pytest pytest-redis62 bench lock clean
+.PHONY: install up test lint pytest pytest-redis62 bench screenshot lock clean
 
 # Bytecode is compiled ahead: where PYTHONDONTWRITEBYTECODE is set (CI, containers) nothing
 # else writes it, and every process would compile every module it imports at start (a
@@ -40,8 +40,8 @@ up: install
 	$(BIN)/conveyor up --workers $(WORKERS)
 
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench docs
+	$(BIN)/ruff format --check src tests bench docs
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -57,6 +57,10 @@ test: lint pytest pytest-redis62
 
 bench: install
 	$(BIN)/python bench/bench_conveyor.py
+
+# docs/dashboard.png, taken in Debian's Chromium (apt-get install chromium) with its own Redis.
+screenshot: install
+	$(BIN)/python docs/screenshot.py
 
 clean:
 	rm -rf $(VENV) $(UV_HOME) .mypy_cache .pytest_cache .ruff_cache

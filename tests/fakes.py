@@ -32,6 +32,8 @@ from domain.errors import (
 from domain.ports import EventFeed
 from domain.task import StopKind, Task, TaskStatus, check_configured_queue
 from domain.values import (
+    MINUTE_MS,
+    MINUTES_KEPT,
     ClaimBatch,
     ClaimRequest,
     Enqueued,
@@ -39,6 +41,7 @@ from domain.values import (
     FencedWrite,
     Lease,
     LeaseState,
+    MinuteCount,
     QueueStats,
     StopRequest,
     TaskEvent,
@@ -258,6 +261,7 @@ class _Queue:
     then_claimed: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     names: set[str] = field(default_factory=set)  # every name the queue has seen
     finished: Counter[int] = field(default_factory=Counter)  # minute -> tasks finished
+    failures: Counter[int] = field(default_factory=Counter)  # minute -> of them, failed
     durations: dict[str, list[int]] = field(default_factory=dict)  # newest first
 
     def store(self, task: Task) -> None:
@@ -292,6 +296,8 @@ class _Queue:
     def finish(self, task: Task) -> None:
         self.index[task.status][task.id] = task.finished_at or 0
         self.finished[(task.finished_at or 0) // 60_000] += 1
+        if task.status is TaskStatus.FAILED:
+            self.failures[(task.finished_at or 0) // 60_000] += 1
         last = task.history[-1] if task.history else None
         if task.status is TaskStatus.COMPLETED and last is not None:
             kept = self.durations.setdefault(task.name, [])
@@ -876,7 +882,8 @@ class InMemoryTaskQueue:
     @staticmethod
     def _stats(name: str, state: _Queue, now: int) -> QueueStats:
         minute = now // 60_000
-        buckets = [state.finished[m] for m in range(minute - 60, minute + 1)]
+        minutes = range(minute - MINUTES_KEPT, minute + 1)
+        buckets = [state.finished[m] for m in minutes]
         fraction = (now % 60_000) / 60_000
         names = sorted(state.names)
         type_counts = {n: dict.fromkeys(TaskStatus, 0) for n in names}
@@ -890,6 +897,9 @@ class InMemoryTaskQueue:
             durations_ms={n: list(state.durations.get(n, [])) for n in names},
             finished_last_minute=round(buckets[-1] + buckets[-2] * (1 - fraction)),
             finished_last_hour=round(sum(buckets[1:]) + buckets[0] * (1 - fraction)),
+            per_minute=tuple(
+                MinuteCount(m * MINUTE_MS, state.finished[m], state.failures[m]) for m in minutes
+            ),
         )
 
     async def list_tasks(self, query: TaskQuery) -> TaskPage:

@@ -29,12 +29,13 @@ class RecordAudit:
 
 
 class ReadAudit:
-    """A page of the audit log, newest first, and the cursor of the next (older) page."""
+    """A page of the audit log, newest first, and the cursor of the next (older) page;
+    with a `target`, of that task's (or queue's, or schedule's) entries only."""
 
     def __init__(self, log: IAuditLog) -> None:
         self._log = log
 
     async def execute(
-        self, limit: int, before: str | None = None
+        self, limit: int, before: str | None = None, target: str | None = None
     ) -> tuple[list[AuditEntry], str | None]:
-        return await self._log.read(limit, before)
+        return await self._log.read(limit, before, target)

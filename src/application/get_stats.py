@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from application.clock import Clock
 from domain.ports import ITaskViews
 from domain.task import TaskStatus
-from domain.values import QueueStats
+from domain.values import MINUTE_MS, MINUTES_KEPT, MinuteCount, QueueStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,7 @@ class Stats:
     task_types: dict[str, TypeStats] = field(default_factory=dict)
     last_minute: int = 0
     last_hour: int = 0
+    per_minute: list[MinuteCount] = field(default_factory=list)  # oldest first, all queues
 
 
 class GetStats:
@@ -34,7 +35,8 @@ class GetStats:
         self._clock = clock
 
     async def execute(self) -> Stats:
-        queues = await self._queue.stats(self._clock())
+        now = self._clock()
+        queues = await self._queue.stats(now)
         totals = {status: sum(q.counts.get(status, 0) for q in queues) for status in TaskStatus}
         counts: dict[str, dict[TaskStatus, int]] = {}
         durations: dict[str, list[int]] = {}
@@ -56,7 +58,20 @@ class GetStats:
             task_types=types,
             last_minute=sum(q.finished_last_minute for q in queues),
             last_hour=sum(q.finished_last_hour for q in queues),
+            per_minute=summed_minutes(queues, now),
         )
+
+
+def summed_minutes(queues: list[QueueStats], now: int) -> list[MinuteCount]:
+    """The minutes up to `now`'s, every one of them, each summed over the queues."""
+    current = now // MINUTE_MS
+    sums = {m * MINUTE_MS: [0, 0] for m in range(current - MINUTES_KEPT, current + 1)}
+    for stats in queues:
+        for minute in stats.per_minute:
+            if (counts := sums.get(minute.at)) is not None:
+                counts[0] += minute.finished
+                counts[1] += minute.failed
+    return [MinuteCount(at, finished, failed) for at, (finished, failed) in sums.items()]
 
 
 def percentile(values: list[int], pct: int) -> int | None:

@@ -209,7 +209,9 @@ class ITaskViews(Protocol):
 
     async def stats(self, now: int) -> list[QueueStats]:
         """Counts per queue, status and task type, recent durations, throughput: O(1) per
-        queue and type, never a scan of tasks."""
+        queue and type, never a scan of tasks. Each queue's `per_minute` holds the
+        MINUTES_KEPT whole minutes before `now`'s and `now`'s own, oldest first, every
+        one of them (zeros included)."""
         ...
 
     async def batch(self, batch_id: str) -> list[Task]:
@@ -379,6 +381,11 @@ class IAuditLog(Protocol):
     entries remain: `read(limit, before=cursor)` continues strictly after the last entry of
     that page, so no entry is read twice, even while new ones are recorded. Cursors are
     opaque strings; one older than the retained entries simply yields an empty page.
+
+    The entries of one target (a task id, a queue or schedule name) are read on their own,
+    in O(limit), never by a scan of the log: the latest 100 of each target, kept while its
+    tasks may be (they expire together some time after the target's latest entry). A
+    cursor of the whole log is no cursor of a target's entries, nor the other way round.
     """
 
     async def record(self, entry: AuditEntry) -> None:
@@ -386,10 +393,11 @@ class IAuditLog(Protocol):
         ...
 
     async def read(
-        self, limit: int, before: str | None = None
+        self, limit: int, before: str | None = None, target: str | None = None
     ) -> tuple[list[AuditEntry], str | None]:
-        """Up to `limit` entries older than `before` (None: the newest), and the cursor of
-        the next page, or None when this page reaches the oldest entry."""
+        """Up to `limit` entries older than `before` (None: the newest), of `target` alone
+        unless it is None, and the cursor of the next page, or None when this page reaches
+        the oldest entry."""
         ...
 
 

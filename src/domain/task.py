@@ -96,12 +96,14 @@ class TaskError:
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One execution of a task's handler, as the history records it."""
+    """One execution of a task's handler, as the history records it: `fence` is the token
+    that execution held (0 in entries recorded before tokens were kept in the history)."""
 
     worker_id: str
     started_at: int
     finished_at: int
     outcome: str
+    fence: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +301,7 @@ class Task:
             raise InvalidTransition(self.id, self.status.value, action)
 
     def _entry(self, now: int, outcome: str) -> Attempt:
-        return Attempt(self.worker_id or "", self.started_at or now, now, outcome)
+        return Attempt(self.worker_id or "", self.started_at or now, now, outcome, self.fence)
 
     def _requeue(self, now: int, outcome: str, **changes: Any) -> Task:
         """Back to waiting at once, the attempt that ended recorded as `outcome`."""

@@ -91,6 +91,20 @@ class TaskPage:
     next_cursor: str | None
 
 
+MINUTE_MS = 60_000
+MINUTES_KEPT = 60  # the per-minute series: this many whole minutes, and the current one
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteCount:
+    """Tasks that finished (any terminal status) in the minute starting at `at` (ms since
+    the epoch), and how many of them failed."""
+
+    at: int
+    finished: int
+    failed: int
+
+
 @dataclass(frozen=True, slots=True)
 class QueueStats:
     queue: str
@@ -100,6 +114,7 @@ class QueueStats:
     durations_ms: dict[str, list[int]]  # recent durations of completed tasks, per type
     finished_last_minute: int
     finished_last_hour: int
+    per_minute: tuple[MinuteCount, ...] = ()  # the last MINUTES_KEPT whole minutes, and now's
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,7 @@ from infrastructure.ids import new_ulid
 from infrastructure.lock import RedlockService
 from infrastructure.logging import get_logger
 from infrastructure.redaction import secrets_in
-from infrastructure.redis.audit import RedisAuditLog
+from infrastructure.redis.audit import RedisAuditLog, target_ttl_ms
 from infrastructure.redis.client import (
     create_blocking_redis,
     create_lock_redis,
@@ -158,6 +158,11 @@ def _retention(settings: Settings) -> Retention:
     )
 
 
+def _audit_target_ttl(settings: Settings) -> int:
+    retention = _retention(settings)
+    return target_ttl_ms((retention.completed_ms, retention.failed_ms, retention.cancelled_ms))
+
+
 def _depth_limits(settings: Settings, queues: list[str]) -> DepthLimits:
     """QUEUE_MAX_DEPTHS may name configured queues only (a typo would limit nothing)."""
     limits = settings.depth_limits
@@ -233,7 +238,9 @@ class Container(containers.DeclarativeContainer):
     feed = providers.Singleton(
         RedisFeed, client=redis, blocking_client=blocking_redis, views=views, events=event_hub
     )
-    audit_log = providers.Singleton(RedisAuditLog, client=redis)
+    audit_log = providers.Singleton(
+        RedisAuditLog, client=redis, target_ttl_ms=providers.Callable(_audit_target_ttl, settings)
+    )
 
     enqueue_task = providers.Factory(
         EnqueueTask,

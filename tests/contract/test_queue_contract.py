@@ -313,6 +313,25 @@ async def test_a_stall_is_settled_only_once_the_lease_ran_out(queue: TaskStore) 
     assert [claimed.id for claimed in again.tasks] == ["t1"]
 
 
+async def test_the_history_keeps_each_execution_s_fence(queue: TaskStore) -> None:
+    first = await enqueue_claimed(queue)
+    now = T0 + LEASE_MS + 1
+    await queue.recover(first.stalled(now, 3, Random(0)), expired_by=now)
+    second = await claim_one(queue, now)
+    await queue.settle(second.fail(failure(), now + 10, Random(0)))
+    third = await claim_one(queue, now + 10**6)
+
+    await queue.settle(third.complete(None, now + 10**6 + 5))
+
+    stored = await queue.get("t1")
+    assert [(entry.outcome, entry.fence) for entry in stored.history] == [
+        ("stalled", first.fence),
+        ("retry", second.fence),
+        ("completed", third.fence),
+    ]
+    assert 0 < first.fence < second.fence < third.fence
+
+
 async def test_a_stalled_task_goes_ahead_of_the_tasks_of_its_priority(queue: TaskStore) -> None:
     first = await enqueue_claimed(queue, "t1")
     second = await enqueue_claimed(queue, "t2")

@@ -11,7 +11,7 @@ import pytest
 
 from domain.errors import InvalidTask
 from domain.task import Task, TaskStatus
-from domain.values import QueueStats, TaskPage, TaskQuery
+from domain.values import MINUTE_MS, MinuteCount, QueueStats, TaskPage, TaskQuery
 from tests.contract.queue_support import (
     CONFIGURED,
     LEASE_MS,
@@ -383,8 +383,8 @@ async def test_stats_count_per_queue_status_and_type(queue: TaskStore) -> None:
     }
     assert a.durations_ms == {"alpha": [], "beta": [1_000], "echo": []}
     assert stats[QB].counts == counts(waiting=1)
-    assert stats[QC] == QueueStats(QC, True, counts(), {}, {}, 0, 0)
-    assert stats[QUEUE] == QueueStats(QUEUE, False, counts(), {}, {}, 0, 0)
+    assert stats[QC] == QueueStats(QC, True, counts(), {}, {}, 0, 0, idle_minutes())
+    assert stats[QUEUE] == QueueStats(QUEUE, False, counts(), {}, {}, 0, 0, idle_minutes())
     assert w2.status is TaskStatus.ACTIVE
 
 
@@ -395,6 +395,13 @@ async def stats_of(queue: TaskStore, name: str) -> QueueStats:
 
 def counts(**by_status: int) -> dict[TaskStatus, int]:
     return {status: by_status.get(status.value, 0) for status in TaskStatus}
+
+
+MINUTE = NOW - NOW % MINUTE_MS  # the start of NOW's minute
+
+
+def idle_minutes() -> tuple[MinuteCount, ...]:
+    return tuple(MinuteCount(MINUTE - n * MINUTE_MS, 0, 0) for n in range(60, -1, -1))
 
 
 async def test_stats_keep_recent_durations_and_throughput(queue: TaskStore) -> None:
@@ -415,6 +422,38 @@ async def test_stats_keep_recent_durations_and_throughput(queue: TaskStore) -> N
     assert stats.finished_last_minute == 2 + 6 // 6
     assert stats.finished_last_hour == 2 + 6 + 1 + 6 // 6
     assert stats.counts[TaskStatus.CANCELLED] == len(finish_times)
+
+
+async def test_stats_count_finished_and_failed_tasks_per_minute(queue: TaskStore) -> None:
+    await queue.enqueue([make_task(f"t{n}", queue=QA) for n in range(6)])
+    await queue.enqueue([make_task("b", queue=QB)])
+    done, failed, retried = await claim(queue, 3, T0, QA)
+    await queue.settle(done.complete(None, T0 + 1_000))
+    await queue.settle(failed.fail(failure(retryable=False), T0 + 2_000, Random(0)))
+    await queue.settle(retried.fail(failure(), T0 + 2_000, Random(0)))  # not finished
+    for task_id, at, action in [
+        ("t3", MINUTE - 2 * MINUTE_MS, "cancelled"),
+        ("t4", MINUTE - 60 * MINUTE_MS, "killed"),  # the oldest minute of the series
+        ("t5", MINUTE - 61 * MINUTE_MS, "killed"),  # before it
+        ("b", MINUTE + 1, "killed"),
+    ]:
+        read = await queue.get(task_id)
+        await queue.change(getattr(read, action)(at), read)
+
+    a, b = await stats_of(queue, QA), await stats_of(queue, QB)
+
+    assert [minute.at for minute in a.per_minute] == [m.at for m in idle_minutes()]
+    assert busy_minutes(a) == {0: (2, 1), -2: (1, 0), -60: (1, 1)}
+    assert busy_minutes(b) == {0: (1, 1)}
+
+
+def busy_minutes(stats: QueueStats) -> dict[int, tuple[int, int]]:
+    """{minutes before NOW's: (finished, failed)}, for the minutes with any."""
+    return {
+        (minute.at - MINUTE) // MINUTE_MS: (minute.finished, minute.failed)
+        for minute in stats.per_minute
+        if minute.finished or minute.failed
+    }
 
 
 async def test_stats_follow_removals_and_pauses(queue: TaskStore) -> None:

@@ -53,6 +53,8 @@ def test_retries_back_off_then_fail_with_the_error_recorded(cluster: Cluster) ->
     assert "disk on fire" in task["error"]["traceback"]
     history = task["history"]
     assert [entry["outcome"] for entry in history] == ["retry", "retry", "failed"]
+    fences = [entry["fence"] for entry in history]  # each execution's own token
+    assert 0 < fences[0] < fences[1] < fences[2] == task["fence"]
     gaps = [at(b["startedAt"]) - at(a["finishedAt"]) for a, b in pairwise(history)]
     assert gaps[0] >= 200
     assert gaps[1] >= 400
@@ -114,6 +116,8 @@ def test_a_killed_worker_s_task_completes_on_another_worker(cluster: Cluster) ->
     assert done["stalls"] == 1
     assert done["attempts"] == 1
     assert [entry["outcome"] for entry in done["history"]] == ["stalled", "completed"]
+    stalled, completed = done["history"]
+    assert 0 < stalled["fence"] < completed["fence"] == done["fence"]
 
 
 def test_every_line_a_worker_prints_is_json_with_task_fields(cluster: Cluster) -> None:

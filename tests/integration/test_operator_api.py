@@ -834,7 +834,9 @@ async def test_stats_of_an_empty_system(api: Api) -> None:
     empty = dict.fromkeys(statuses, 0) | {"paused": False}
     assert stats["queues"] == dict.fromkeys(CONFIGURED_QUEUES.split(","), empty)
     assert stats["taskTypes"] == {}
-    assert stats["throughput"] == {"lastMinute": 0, "lastHour": 0}
+    throughput = stats["throughput"]
+    assert (throughput["lastMinute"], throughput["lastHour"]) == (0, 0)
+    assert [(m["finished"], m["failed"]) for m in throughput["perMinute"]] == [(0, 0)] * 61
 
 
 # --- waitMs -----------------------------------------------------------------------------

@@ -30,9 +30,10 @@ class RecordingAudit:
         self.entries.append(entry)
 
     async def read(
-        self, limit: int, before: str | None = None
+        self, limit: int, before: str | None = None, target: str | None = None
     ) -> tuple[list[AuditEntry], str | None]:
-        return self.entries[::-1][:limit], None
+        entries = [e for e in self.entries if target is None or e.target == target]
+        return entries[::-1][:limit], None
 
 
 class Harness:

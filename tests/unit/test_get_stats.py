@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from random import Random
+
 import pytest
 
 from application.get_stats import GetStats, TypeStats, percentile
-from domain.task import Task, TaskStatus
+from domain.task import Failure, Task, TaskError, TaskStatus
+from domain.values import MinuteCount
 from tests.fakes import InMemoryTaskQueue, ManualClock
 
 NOW = 1_700_000_000_000
@@ -83,6 +86,29 @@ async def test_stats_of_an_empty_store() -> None:
 
     assert stats.totals == dict.fromkeys(TaskStatus, 0)
     assert (stats.queues, stats.task_types, stats.last_minute, stats.last_hour) == ([], {}, 0, 0)
+    minute = NOW - NOW % 60_000
+    assert stats.per_minute == [
+        MinuteCount(minute - n * 60_000, 0, 0) for n in range(60, -1, -1)
+    ]  # every minute, oldest first, with no queue at all
+
+
+async def test_the_per_minute_series_adds_up_queues() -> None:
+    queue = InMemoryTaskQueue(60_000, queues=("q1", "q2"))
+    await run(queue, task("a", "echo", "q1"), NOW, NOW + 5)
+    await run(queue, task("b", "echo", "q2"), NOW, NOW + 5)
+    await queue.enqueue([task("c", "echo", "q2")])
+    (claimed,) = (await queue.claim("q2", "w", 1, 10_000, NOW)).tasks
+    failure = Failure(TaskError("Boom", "no"), retryable=False)
+    await queue.settle(claimed.fail(failure, NOW + 60_000, Random(0)))
+
+    stats = await GetStats(queue, ManualClock(NOW + 60_000)).execute()
+
+    assert len(stats.per_minute) == 61
+    assert stats.per_minute[-2:] == [
+        MinuteCount(NOW - NOW % 60_000, 2, 0),
+        MinuteCount(NOW - NOW % 60_000 + 60_000, 1, 1),
+    ]
+    assert sum(minute.finished for minute in stats.per_minute) == 3
 
 
 async def test_a_type_without_completions_has_no_percentiles() -> None:

@@ -76,7 +76,7 @@ def test_complete_records_result_attempt_and_history() -> None:
     assert done.error is None
     assert done.attempts == 1
     assert done.finished_at == T0 + 50
-    assert done.history == (Attempt("w1", T0 + 5, T0 + 50, "completed"),)
+    assert done.history == (Attempt("w1", T0 + 5, T0 + 50, "completed", 7),)
     assert task.status is TaskStatus.ACTIVE  # immutable: the original is unchanged
 
 
@@ -90,6 +90,19 @@ def test_a_completion_after_a_failure_clears_the_error() -> None:
     assert [entry.outcome for entry in done.history] == ["retry", "completed"]
 
 
+def test_each_history_entry_keeps_the_token_of_its_own_execution() -> None:
+    retried = fail(running(fence=7), T0 + 1)
+    stalled = running(retried, fence=8).stalled(T0 + 2_000, 3, Random(0))
+
+    done = running(stalled, fence=9).complete(None, T0 + 3_000)
+
+    assert [(entry.outcome, entry.fence) for entry in done.history] == [
+        ("retry", 7),
+        ("stalled", 8),
+        ("completed", 9),
+    ]
+
+
 def test_a_failure_with_attempts_left_retries_after_the_backoff() -> None:
     retry = fail(running(), T0 + 100)
 
@@ -99,7 +112,7 @@ def test_a_failure_with_attempts_left_retries_after_the_backoff() -> None:
     assert retry.error == ERROR
     assert retry.worker_id is None
     assert retry.finished_at is None
-    assert retry.history == (Attempt("w1", T0, T0 + 100, "retry"),)
+    assert retry.history == (Attempt("w1", T0, T0 + 100, "retry", 7),)
 
 
 def test_the_backoff_grows_exponentially_up_to_its_cap() -> None:
@@ -206,7 +219,7 @@ def test_returned_spends_no_attempt() -> None:
     assert back.run_at == T0 + 20
     assert back.worker_id is None
     assert back.finished_at is None
-    assert back.history == (Attempt("w1", T0 + 5, T0 + 20, "returned"),)
+    assert back.history == (Attempt("w1", T0 + 5, T0 + 20, "returned", 7),)
 
 
 def test_lock_denied_spends_no_attempt_and_writes_no_history() -> None:
@@ -297,7 +310,7 @@ def test_a_running_task_cancelled_by_its_worker_records_the_attempt() -> None:
     assert cancelled.status is TaskStatus.CANCELLED
     assert cancelled.finished_at == T0 + 50
     assert cancelled.attempts == 1  # cut short, not spent
-    assert cancelled.history == (Attempt("w1", T0 + 5, T0 + 50, "cancelled"),)
+    assert cancelled.history == (Attempt("w1", T0 + 5, T0 + 50, "cancelled", 7),)
     assert (cancelled.worker_id, cancelled.fence) == ("w1", task.fence)
 
 
@@ -335,7 +348,7 @@ def test_a_running_task_killed_records_the_attempt_as_killed() -> None:
 
     assert killed.status is TaskStatus.FAILED
     assert killed.error == TaskError("Killed", "killed by an operator")
-    assert killed.history == (Attempt("w1", T0 + 5, T0 + 70, "killed"),)
+    assert killed.history == (Attempt("w1", T0 + 5, T0 + 70, "killed", 7),)
     assert killed.attempts == 0
     assert killed.fence == task.fence
 

@@ -17,7 +17,14 @@ JSON = st.recursive(
     ),
     max_leaves=8,
 )
-ATTEMPTS = st.builds(Attempt, st.text(max_size=10), MS, MS, st.sampled_from(["completed", "retry"]))
+ATTEMPTS = st.builds(
+    Attempt,
+    st.text(max_size=10),
+    MS,
+    MS,
+    st.sampled_from(["completed", "retry"]),
+    st.integers(0, 10**9),
+)
 TASKS = st.builds(
     Task,
     id=st.from_regex(r"[A-Za-z0-9_-]{1,20}", fullmatch=True),
@@ -55,3 +62,10 @@ def test_task_wire_is_what_task_out_dumps(task: Task) -> None:
 @given(MS)
 def test_a_time_s_text_is_the_timestamp_field_s(value: int) -> None:
     assert time_text(value) == _iso(_from_millis(value))
+
+
+def test_a_history_entry_s_fence_is_null_when_not_recorded() -> None:
+    old, new = Attempt("w1", 0, 1, "completed"), Attempt("w1", 0, 1, "completed", 12)
+    task = Task(id="t1", name="echo", payload={}, created_at=0, run_at=0, history=(old, new))
+
+    assert [entry["fence"] for entry in task_wire(task)["history"]] == [None, 12]

@@ -27,6 +27,7 @@ LAYOUT: dict[str, str] = {
     "token": "tok:",  # + word: tasks whose name or payload has the word
     "names": "names",  # every task name the queue has seen
     "finished": "finished:",  # + minute: how many tasks finished in that minute
+    "failures": "failures:",  # + minute: how many of those failed
     "durations": "durations:",  # + name: recent durations of completed tasks
     "effect": "fx:",  # + name: a key that handlers write with fenced writes
     "marker": "marker",  # what idle workers block on
@@ -98,6 +99,10 @@ class QueueKeys:
     def finished(self, minute: int) -> str:
         """How many tasks finished in that minute (ms // 60000); kept two hours."""
         return self._key("finished", str(minute))
+
+    def failures(self, minute: int) -> str:
+        """How many tasks failed in that minute (a part of `finished`); kept two hours."""
+        return self._key("failures", str(minute))
 
     def durations(self, name: str) -> str:
         return self._key("durations", name)
@@ -229,8 +234,14 @@ TEMPLATES = f"{ROOT}:{{#templates}}:all"
 TEMPLATES_SEQ = f"{ROOT}:{{#templates}}:seq"
 TEMPLATES_BY_CREATED = f"{ROOT}:{{#templates}}:by_created"
 
-# The audit log: one capped stream, in a slot of its own.
+# The audit log: one capped stream, in a slot of its own, and beside it a small capped
+# stream per target (a task id, queue or schedule name), so one MULTI writes both.
 AUDIT_LOG = f"{ROOT}:{{#audit}}:log"
+
+
+def audit_of(target: str) -> str:
+    """The latest audit entries of one target."""
+    return f"{ROOT}:{{#audit}}:target:{target}"
 
 
 class _WorkerKeys:

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from domain.errors import TaskNotFound
 from domain.task import Task, TaskStatus, check_configured_queue
-from domain.values import QueueStats, TaskPage, TaskQuery
+from domain.values import MINUTE_MS, MINUTES_KEPT, MinuteCount, QueueStats, TaskPage, TaskQuery
 from infrastructure.redis import codec
 from infrastructure.redis.keys import batch, keys_of, task_owner
 from infrastructure.redis.reachable import reachable
@@ -208,14 +208,14 @@ class RedisViews:
     async def stats(self, now: int) -> list[QueueStats]:
         queues = await self.queues()
         names = await self._names(queues)
-        minute = now // 60_000
+        minute = now // MINUTE_MS
         async with self._redis.pipeline(transaction=False) as pipe:
             for queue in queues:
                 _queue_stats_commands(pipe, queue, names[queue], minute)
             replies: list[Any] = await pipe.execute()
         stats = []
         for queue in queues:
-            used = 8 + 7 * len(names[queue]) + 1
+            used = _TYPES_AT + 7 * len(names[queue]) + 1
             block, replies = replies[:used], replies[used:]
             stats.append(_queue_stats(queue, names[queue], block, now))
         return stats
@@ -259,12 +259,20 @@ def _score_window(query: TaskQuery) -> tuple[float, float]:
     return low, high
 
 
+_TYPES_AT = 9  # where a queue's block of stats replies has its task types' parts
+
+
+def _minutes(minute: int) -> range:
+    return range(minute - MINUTES_KEPT, minute + 1)
+
+
 def _queue_stats_commands(pipe: Any, queue: str, names: Sequence[str], minute: int) -> None:
     keys = keys_of(queue)
     for status in TaskStatus:
         pipe.zcard(keys.state(status))
     pipe.hget(keys.meta, "paused")
-    pipe.mget([keys.finished(m) for m in range(minute - 60, minute + 1)])
+    pipe.mget([keys.finished(m) for m in _minutes(minute)])
+    pipe.mget([keys.failures(m) for m in _minutes(minute)])
     for name in names:
         for status in TaskStatus:
             pipe.zcard(keys.index(status, name))
@@ -275,14 +283,14 @@ def _queue_stats_commands(pipe: Any, queue: str, names: Sequence[str], minute: i
 def _queue_stats(queue: str, names: Sequence[str], block: list[Any], now: int) -> QueueStats:
     statuses = list(TaskStatus)
     counts = dict(zip(statuses, (int(n) for n in block[:6]), strict=True))
-    buckets = [int(n or 0) for n in block[7]]
+    buckets, failures = ([int(n or 0) for n in replies] for replies in block[7:9])
     fraction = (now % 60_000) / 60_000  # of the current minute gone by
     last_minute = buckets[-1] + buckets[-2] * (1 - fraction)
     last_hour = sum(buckets[1:]) + buckets[0] * (1 - fraction)
     type_counts: dict[str, dict[TaskStatus, int]] = {}
     durations: dict[str, list[int]] = {}
     for position, name in enumerate(names):
-        part = block[8 + 7 * position : 8 + 7 * (position + 1)]
+        part = block[_TYPES_AT + 7 * position : _TYPES_AT + 7 * (position + 1)]
         type_counts[name] = dict(zip(statuses, (int(n) for n in part[:6]), strict=True))
         durations[name] = [int(value) for value in part[6]]
     # Tasks parked at their type's flow limit are waiting but out of the wait set; the
@@ -297,4 +305,12 @@ def _queue_stats(queue: str, names: Sequence[str], block: list[Any], now: int) -
         durations_ms=durations,
         finished_last_minute=round(last_minute),
         finished_last_hour=round(last_hour),
+        per_minute=_series(now // MINUTE_MS, buckets, failures),
+    )
+
+
+def _series(minute: int, finished: list[int], failed: list[int]) -> tuple[MinuteCount, ...]:
+    minutes = _minutes(minute)
+    return tuple(
+        MinuteCount(m * MINUTE_MS, n, f) for m, n, f in zip(minutes, finished, failed, strict=True)
     )

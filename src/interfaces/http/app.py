@@ -18,6 +18,7 @@ from litestar.types import Receive, Scope, Send
 
 from infrastructure.logging import get_logger
 from interfaces.container import Container, resolve
+from interfaces.dashboard import DASHBOARD_ROUTES
 from interfaces.http.actions import ActionController
 from interfaces.http.audit import audit_log
 from interfaces.http.auth import AUTH_EXCEPTION_HANDLERS, ApiKeys, AuthGuard, provide_principal
@@ -28,6 +29,7 @@ from interfaces.http.limits import LimitController
 from interfaces.http.listing import ExportController
 from interfaces.http.live import end_streams_on_exit, events, workers
 from interfaces.http.metrics import metrics
+from interfaces.http.overview import MAX_AGE_S, SharedAnswer, overview
 from interfaces.http.queues import QueueController
 from interfaces.http.request_metrics import request_metrics
 from interfaces.http.schedules import ScheduleController
@@ -76,6 +78,7 @@ def create_app(container: Container, *, shortcut: bool = True) -> ConveyorApp:
     guard = AuthGuard(ApiKeys.parse(settings.api_keys))  # a bad API_KEYS stops the start
     hosts = HostPolicy(settings.allowed_host_list)
     fast = EnqueueShortcut(hosts, guard, MAX_BODY_BYTES) if shortcut else None
+    overview_answer = SharedAnswer(MAX_AGE_S)  # one per app: its pages share it
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -113,7 +116,9 @@ def create_app(container: Container, *, shortcut: bool = True) -> ConveyorApp:
             workers,
             events,
             audit_log,
+            overview,
             *SEED_ROUTES,
+            *DASHBOARD_ROUTES,
         ],
         dependencies={
             "enqueue_task": _provide(container.enqueue_task),
@@ -139,6 +144,7 @@ def create_app(container: Container, *, shortcut: bool = True) -> ConveyorApp:
             "record_audit": _provide(container.record_audit),
             "read_audit": _provide(container.read_audit),
             "principal": Provide(provide_principal, sync_to_thread=False),
+            "overview_answer": Provide(lambda: overview_answer, sync_to_thread=False),
         },
         exception_handlers={**EXCEPTION_HANDLERS, **AUTH_EXCEPTION_HANDLERS},
         middleware=[

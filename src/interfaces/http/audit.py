@@ -1,4 +1,4 @@
-"""GET /api/audit: the audit log, newest first, a page at a time."""
+"""GET /api/audit: the audit log, or one target's entries, newest first, a page at a time."""
 
 from __future__ import annotations
 
@@ -10,11 +10,20 @@ from litestar.params import QueryParameter
 
 from application.audit import ReadAudit
 from interfaces.http.errors import QUERY, documented
-from interfaces.http.schemas import Timestamp, WireModel
+from interfaces.http.schemas import ID_PATTERN, Timestamp, WireModel
 
 LimitParam = Annotated[int, QueryParameter(name="limit", ge=1, le=500)]
 # A stream id, as handed out in `nextCursor`; anything else would be a Redis error.
 CursorParam = Annotated[str | None, QueryParameter(name="before", pattern=r"^\d{1,20}-\d{1,20}$")]
+TargetParam = Annotated[
+    str | None,
+    QueryParameter(
+        name="target",
+        pattern=ID_PATTERN,
+        max_length=128,
+        description="only this task's (or queue's, or schedule's) entries, the latest 100",
+    ),
+]
 
 
 class AuditEntryOut(WireModel):
@@ -34,8 +43,11 @@ class AuditPage(WireModel):
     "/api/audit", tags=["audit"], summary="Who did what, newest first", responses=documented(*QUERY)
 )
 async def audit_log(
-    read_audit: NamedDependency[ReadAudit], limit: LimitParam = 50, before: CursorParam = None
+    read_audit: NamedDependency[ReadAudit],
+    limit: LimitParam = 50,
+    before: CursorParam = None,
+    target: TargetParam = None,
 ) -> AuditPage:
-    entries, cursor = await read_audit.execute(limit, before)
+    entries, cursor = await read_audit.execute(limit, before, target)
     items = [AuditEntryOut.model_validate(entry) for entry in entries]
     return AuditPage(items=items, next_cursor=cursor)

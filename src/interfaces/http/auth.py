@@ -40,6 +40,10 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/health"): Access.OPEN,
     ("GET", "/ready"): Access.OPEN,
     ("GET", "/schema/*"): Access.OPEN,
+    # The dashboard's page and scripts hold no data: they ask for the admin key and send it
+    # with every API call, and the API routes they call are admin-only.
+    ("GET", "/admin/queues"): Access.OPEN,
+    ("GET", "/admin/queues/assets/{}"): Access.OPEN,
     ("POST", "/api/tasks"): Access.PRODUCER,
     ("POST", "/api/tasks/bulk"): Access.PRODUCER,
     ("POST", "/tasks"): Access.PRODUCER,  # seed 000

@@ -16,6 +16,7 @@ from interfaces.http.errors import QUERY, documented
 from interfaces.http.schemas import (
     BatchOut,
     DurationsOut,
+    MinuteOut,
     QueueStateOut,
     QueueStatsOut,
     StatsOut,
@@ -36,7 +37,11 @@ def stats_out(stats: Stats) -> StatsOut:
             )
             for name, types in stats.task_types.items()
         },
-        throughput=ThroughputOut(last_minute=stats.last_minute, last_hour=stats.last_hour),
+        throughput=ThroughputOut(
+            last_minute=stats.last_minute,
+            last_hour=stats.last_hour,
+            per_minute=[MinuteOut.model_validate(minute) for minute in stats.per_minute],
+        ),
     )
 
 

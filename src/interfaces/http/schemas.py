@@ -170,11 +170,20 @@ class ErrorOut(WireModel):
     traceback: str = ""
 
 
+def _known_fence(value: Any) -> Any:
+    return value or None  # 0: an entry recorded before the history kept tokens
+
+
 class AttemptOut(WireModel):
+    """One execution: which worker ran it, under which fencing token, and how it ended."""
+
     worker_id: str
     started_at: Timestamp
     finished_at: Timestamp
     outcome: str
+    fence: Annotated[int | None, BeforeValidator(_known_fence)] = Field(
+        description="the fencing token the execution held; null when not recorded"
+    )
 
 
 class TaskOut(WireModel):
@@ -298,9 +307,22 @@ class QueueStatsOut(WireModel):
     paused: bool
 
 
+class MinuteOut(WireModel):
+    """One minute of the series: the tasks that finished in it (any terminal status),
+    and how many of them failed."""
+
+    at: Timestamp = Field(description="the start of the minute")
+    finished: int
+    failed: int
+
+
 class ThroughputOut(WireModel):
     last_minute: int
     last_hour: int
+    per_minute: list[MinuteOut] = Field(
+        description="the last 60 whole minutes and the current one, oldest first, summed "
+        "over the queues"
+    )
 
 
 class StatsOut(WireModel):

@@ -63,6 +63,7 @@ def _attempt(entry: Attempt) -> dict[str, Any]:
         "startedAt": time_text(entry.started_at),
         "finishedAt": time_text(entry.finished_at),
         "outcome": entry.outcome,
+        "fence": entry.fence or None,
     }
 
 

@@ -509,10 +509,18 @@ local function claimed_before(prefix, key, c)
   return tasks
 end
 
-local function count_finished(prefix, at, ttl)
-  local minute = prefix .. K['finished'] .. math.floor(at / 60000)
-  redis.call('INCR', minute)
-  redis.call('PEXPIRE', minute, ttl)
+-- Per-minute counters of the stats: tasks that finished (any terminal status), and of
+-- them the ones that failed.
+local function count_finished(prefix, at, ttl, status)
+  local minute = math.floor(at / 60000)
+  local finished = prefix .. K['finished'] .. minute
+  redis.call('INCR', finished)
+  redis.call('PEXPIRE', finished, ttl)
+  if status == 'failed' then
+    local failed = prefix .. K['failures'] .. minute
+    redis.call('INCR', failed)
+    redis.call('PEXPIRE', failed, ttl)
+  end
 end
 
 -- Write a task's new state `o` (decided by the caller: status, score, fields to set and
@@ -558,7 +566,7 @@ local function apply_outcome(prefix, queue, id, state, from, o, limits)
     end
   else
     redis.call('ZADD', target, o.score, id)
-    count_finished(prefix, o.score, limits.finished_ttl)
+    count_finished(prefix, o.score, limits.finished_ttl, o.status)
     if o.status == 'completed' and o.duration >= 0 then
       local durations = prefix .. K['durations'] .. state[4]
       redis.call('LPUSH', durations, o.duration)
