@@ -284,7 +284,7 @@ def _queue_stats(queue: str, names: Sequence[str], block: list[Any], now: int) -
     statuses = list(TaskStatus)
     counts = dict(zip(statuses, (int(n) for n in block[:6]), strict=True))
     buckets, failures = ([int(n or 0) for n in replies] for replies in block[7:9])
-    fraction = (now % 60_000) / 60_000  # of the current minute gone by
+    fraction = (now % MINUTE_MS) / MINUTE_MS  # of the current minute gone by
     last_minute = buckets[-1] + buckets[-2] * (1 - fraction)
     last_hour = sum(buckets[1:]) + buckets[0] * (1 - fraction)
     type_counts: dict[str, dict[TaskStatus, int]] = {}

@@ -11,6 +11,7 @@ its scripts to this origin's own files.
 from __future__ import annotations
 
 from importlib.resources import files
+from pathlib import PurePath
 from typing import Final
 
 from litestar import Response, get
@@ -22,10 +23,9 @@ _PAGE = files("interfaces.dashboard") / "page"
 _TYPES: Final = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 # Read once: the set of files is fixed, and a name outside it is never looked up on disk.
 _ASSETS: Final = {
-    entry.name: (entry.read_bytes(), _TYPES[suffix])
+    entry.name: (entry.read_bytes(), _TYPES[PurePath(entry.name).suffix])
     for entry in _PAGE.iterdir()
-    for suffix in [entry.name[entry.name.rfind(".") :]]
-    if suffix in _TYPES
+    if PurePath(entry.name).suffix in _TYPES
 }
 _SHELL: Final = (_PAGE / "index.html").read_bytes()
 
