@@ -14,13 +14,14 @@ and one `conveyor api` with API_KEYS set to an admin key (the pages') and a prod
 (the enqueues'), and stops both by PID at the end. No worker runs.
 
 A simulated page does what app.js and overview.js do once the admin key is given: it loads
-/admin/queues and its scripts, GET /api/stats (the key check), opens GET /api/events with
-the key in a header (read as a stream, as fetch does; reconnecting after 0.5 s, doubling up
+/admin/queues and its scripts, GET /api/stats (the key check), opens GET /api/events?summary=true
+with the key in a header (read as a stream, as fetch does; reconnecting after 0.5 s, doubling up
 to 10 s, as watchEvents does) and loads the overview: one GET /api/overview (stats,
 workers, running tasks, latest failures, schedules in one answer, which the API makes at
 most once a second, MAX_AGE_S, and hands to every caller meanwhile). From then on, as the
-page: a `task` event (or `ready`) asks for the overview again through ui.js's throttle (one
-run, then a 1 s pause, then one more run if asked meanwhile), and each such event also
+page: a `changes` event (at most one a second; or `ready`) asks for the overview again
+through ui.js's throttle (one run, then a 1 s pause, then one more run if asked
+meanwhile), and each such event also
 (re)sets a timer that asks once more 1.2 s after the last event (settle()); every 10 s
 (setInterval) it asks through the same throttle. Each page has its own httpx client with up
 to 6 connections, as a browser; the N pages open at random moments over --open-over
@@ -97,8 +98,8 @@ OVERVIEW = "/api/overview"
 KINDS = ["overview"]  # the page's calls once it shows the overview
 # capacity.sh's body, so that both measures enqueue the same task
 BODY = {"taskName": "echo", "payload": {"userId": 123, "template": "welcome"}, "priority": 1}
-TASK_EVENT, READY, END, LAGGED = b"event: task\n", b"event: ready\n", b"event: end\n", b'"lagged"'
-KEEP = max(len(p) for p in (TASK_EVENT, READY, END, LAGGED)) - 1  # bytes kept between chunks
+CHANGES, READY, END, LAGGED = b"event: changes\n", b"event: ready\n", b"event: end\n", b'"lagged"'
+KEEP = max(len(p) for p in (CHANGES, READY, END, LAGGED)) - 1  # bytes kept between chunks
 IGNORED = ("cmdstat_info", "cmdstat_ping")  # this script's own INFO, the readiness probes
 
 
@@ -429,9 +430,10 @@ class Page:
         await self.get("overview", OVERVIEW)
 
     async def events(self) -> None:
-        """api.js watchEvents: GET /api/events read as a stream; a `task` or `ready` event
-        reloads the counts (throttled); the stream is opened again 0.5 s after it ends,
-        the pause doubling up to 10 s until a `ready` (a 401/403 ends it for good)."""
+        """api.js watchEvents: GET /api/events?summary=true read as a stream; a `changes`
+        (at most one a second) or `ready` event reloads the counts (throttled); the stream
+        is opened again 0.5 s after it ends, the pause doubling up to 10 s until a `ready`
+        (a 401/403 ends it for good)."""
         counters = self.fleet.counters
         pause = 0.5
         first = True
@@ -442,7 +444,7 @@ class Page:
             try:
                 async with self.http.stream(
                     "GET",
-                    "/api/events",
+                    "/api/events?summary=true",
                     headers={"Accept": "text/event-stream"},
                     timeout=httpx.Timeout(30.0, read=None),
                 ) as response:
@@ -456,15 +458,15 @@ class Page:
                     tail = b""
                     async for chunk in response.aiter_raw():
                         data = tail + chunk
-                        tasks, readies = data.count(TASK_EVENT), data.count(READY)
-                        counters["events"] += tasks
+                        changes, readies = data.count(CHANGES), data.count(READY)
+                        counters["events"] += changes
                         counters["bytes"] += len(chunk)
                         if readies:
                             pause = 0.5
                         if data.count(END):
                             counters["ended"] += data.count(END)
                             counters["ended_lagged"] += data.count(LAGGED)
-                        if (tasks or readies) and self.opened:
+                        if (changes or readies) and self.opened:
                             self.settle()
                         tail = data[-KEEP:]
             except (httpx.HTTPError, PageError):
@@ -931,8 +933,8 @@ def pages_table(p: dict[str, Any]) -> list[str]:
         "",
         f"{p['pages']} pages over {p['seconds']:.1f} s: {p['requests']} overview calls = "
         f"{p['requests_per_s']:.1f}/s (p50 / p99 / max {_ms(p['ms_all'])} ms, "
-        f"{p['not_200']} not 200); {p['events_per_page_per_s']:.0f} task events/s read by each "
-        f"page ({p['stream_bytes_per_s'] / 1024:.0f} KiB/s over all streams); streams: "
+        f"{p['not_200']} not 200); {p['events_per_page_per_s']:.1f} `changes` events/s read by "
+        f"each page ({p['stream_bytes_per_s'] / 1024:.0f} KiB/s over all streams); streams: "
         f"{p['streams'] or 'no reconnect'}; this process (the pages' client) "
         f"{p['client_cpu_pct']:.0f}% CPU, its event loop late by p50 / p99 / max "
         f"{_ms(p['client_loop_lag_ms'])} ms (part of the latencies above is that).",
@@ -955,7 +957,7 @@ def capacity_row(r: dict[str, Any], n: int) -> str:
     streams = p["streams"]
     return head + (
         f" {p['requests_per_s']:.1f} | {(p['ms_all'] or {}).get('p99', float('nan')):.1f} | "
-        f"{p['events_per_page_per_s']:,.0f} | {streams.get('ended', 0)} "
+        f"{p['events_per_page_per_s']:,.1f} | {streams.get('ended', 0)} "
         f"({streams.get('ended_lagged', 0)} lagged) |"
     )
 
@@ -1051,7 +1053,7 @@ def report(res: dict[str, Any]) -> str:
             f"per round, ABBA order, {n} pages in the `pages` rounds",
             "",
             "| round | pages | conveyor enqueues/s | Express + BullMQ /s | ratio | API CPU s "
-            "| pages' req/s | pages' p99 ms | events/s per page | stream ends |",
+            "| pages' req/s | pages' p99 ms | `changes`/s per page | stream ends |",
             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         parts += [capacity_row(r, n) for r in cap["rounds"]]

@@ -32,7 +32,7 @@ from application.running.process_task import ProcessPolicy, ProcessTask
 from application.schedules import FireSchedules, ManageSchedules
 from application.sweep_finished import Retention, SweepFinished
 from application.templates import CreateTemplate, DeleteTemplate, ListTemplates, UseTemplate
-from application.watch_events import WatchEvents
+from application.watch_events import ChangeDigest, WatchChanges, WatchEvents
 from application.workers import Heartbeat, ListWorkers
 from domain.admission import DepthLimits
 from infrastructure.calendar import Calendar
@@ -182,6 +182,14 @@ async def _event_hub(client: Redis, buffer: int, max_streams: int) -> AsyncItera
         await hub.aclose()
 
 
+async def _change_digest(feed: RedisFeed, max_readers: int) -> AsyncIterator[ChangeDigest]:
+    digest = ChangeDigest(feed, max_readers=max_readers)
+    try:
+        yield digest
+    finally:
+        await digest.aclose()
+
+
 class Container(containers.DeclarativeContainer):
     """Adapters are singletons, use cases factories, Redis clients async resources."""
 
@@ -271,6 +279,10 @@ class Container(containers.DeclarativeContainer):
     get_batch = providers.Factory(GetBatch, queue=views)
     worker_registry = providers.Singleton(RedisWorkerRegistry, client=redis)
     watch_events = providers.Factory(WatchEvents, queue=feed)
+    change_digest = providers.Resource(
+        _change_digest, feed=feed, max_readers=settings.provided.max_event_streams
+    )
+    watch_changes = providers.Factory(WatchChanges, digest=change_digest)
     list_workers = providers.Factory(ListWorkers, registry=worker_registry, clock=clock)
     heartbeat = providers.Factory(Heartbeat, registry=worker_registry, clock=clock)
     sweep_finished = providers.Factory(

@@ -34,6 +34,7 @@ QUEUES = [
     "b-pause-probe",
     "b-export",
     "b-keep",
+    "b-older",
 ]
 MODULES = "infrastructure.tasks.demo,tests.browser.tasks"
 TIMEOUT_MS = 10_000

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import enqueue
+from tests.browser.conftest import ADMIN_KEY, enqueue
 from tests.e2e.conftest import Cluster
 
 HOUR_MS = 3_600_000
@@ -114,3 +114,28 @@ def test_a_destructive_action_asks_first_and_keep_leaves_the_task(
     admin.get_by_test_id("confirm").get_by_test_id("confirm-yes").click()
     expect(admin.get_by_test_id("task-status")).to_have_text("cancelled")
     assert conveyor.task(task_id)["status"] == "cancelled"
+
+
+def test_an_older_page_keeps_its_rows_and_shows_their_new_status(
+    admin: Page, conveyor: Cluster
+) -> None:
+    for n in range(25):
+        enqueue(conveyor, "b-older", "echo", payload={"n": n}, delayMs=HOUR_MS)
+    show_tasks(admin, queue="b-older")
+    expect(admin.get_by_test_id("task-row")).to_have_count(20)
+    admin.get_by_test_id("next-page").click()
+    rows = admin.get_by_test_id("task-row")
+    expect(rows).to_have_count(5)
+    shown = [row.get_attribute("data-id") for row in rows.all()]
+
+    cancelled = conveyor.http.post(
+        f"/api/tasks/{shown[2]}/cancel", headers={"X-API-Key": ADMIN_KEY}
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    enqueue(conveyor, "b-older", "echo", payload={"n": "newest"}, delayMs=HOUR_MS)
+
+    # The summary feed names the cancelled task: its row says so, in its place, and the
+    # newest task (on the first page now) pushes nothing along on this one.
+    expect(rows.nth(2).get_by_test_id("status")).to_have_text("cancelled")
+    assert [row.get_attribute("data-id") for row in rows.all()] == shown
+    expect(rows.nth(0).get_by_test_id("status")).to_have_text("delayed")

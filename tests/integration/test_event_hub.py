@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from application.watch_events import ChangeDigest
 from domain.errors import QueueUnavailable, TooManyStreams
 from domain.ports import EventFeed
 from domain.task import TaskStatus
@@ -154,3 +155,53 @@ async def test_at_shutdown_every_feed_ends_and_new_ones_are_born_ended(redis: Re
         assert (feed.ended, late.ended, hub.feeds) == ("shutdown", "shutdown", 0)
     finally:
         await hub.aclose()
+
+
+async def test_summaries_of_a_burst_come_through_one_feed_of_the_hub(
+    redis: Redis, blocking_redis: Redis
+) -> None:
+    hub = EventHub(redis, buffer=10)
+    queue = RedisStore(redis, blocking_redis, WINDOW_MS, events=hub)
+    digest = ChangeDigest(queue, max_readers=20, every_s=0.05, max_ids=5)
+    try:
+        readers = [await digest.subscribe() for _ in range(20)]
+        assert hub.feeds == 1
+        await queue.enqueue([make_task(f"t{n:03}") for n in range(100)])  # 10x the buffer
+
+        for reader in readers:
+            counted, ids = 0, []
+            while counted < 100:
+                (changes,) = await reader.next_batch(WAIT_S)
+                counted += changes.count
+                ids += changes.ids
+                assert changes.queues == (QUEUE,)
+            assert counted == 100
+            assert ids[:5] == ["t000", "t001", "t002", "t003", "t004"]
+    finally:
+        await digest.aclose()
+        await queue.aclose()
+
+
+async def test_summaries_end_lost_with_the_subscription_and_shutdown_with_the_process(
+    own_redis: tuple[EmbeddedRedis, Redis, Redis],
+) -> None:
+    _, client, blocking = own_redis
+    hub = EventHub(client)
+    queue = RedisStore(client, blocking, WINDOW_MS, events=hub)
+    digest = ChangeDigest(queue, max_readers=5)
+    try:
+        reader = await digest.subscribe()
+        await client.client_kill_filter(_type="pubsub")
+        assert await reader.next_batch(WAIT_S) == []
+        assert reader.ended == "lost"
+
+        again = await digest.subscribe()  # on a fresh feed of the hub
+        await queue.enqueue([make_task("after")])
+        assert (await again.next_batch(WAIT_S))[0].ids == ("after",)
+        hub.end_streams()
+        assert await again.next_batch(WAIT_S) == []
+        assert again.ended == "shutdown"
+        assert (await digest.subscribe()).ended == "shutdown"
+    finally:
+        await digest.aclose()
+        await queue.aclose()

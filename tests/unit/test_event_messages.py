@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from domain.values import TaskEvent
-from interfaces.http.live import KEEPALIVE_S, event_messages
+from interfaces.http.live import KEEPALIVE_S, event_messages, task_message
 
 
 class ScriptedFeed:
@@ -34,7 +34,7 @@ def event(task_id: str, status: str = "waiting") -> TaskEvent:
 async def test_ready_then_each_batch_as_one_chunk_then_the_end_and_its_reason() -> None:
     feed = ScriptedFeed([[event("a"), event("a", "active")], [], [event("b")]], "lagged")
 
-    chunks = [chunk async for chunk in event_messages(feed)]
+    chunks = [chunk async for chunk in event_messages(feed, task_message)]
 
     assert chunks == [
         b"event: ready\ndata: {}\n\n",
@@ -50,7 +50,7 @@ async def test_ready_then_each_batch_as_one_chunk_then_the_end_and_its_reason() 
 
 async def test_the_feed_is_closed_when_the_response_stops_early() -> None:
     feed = ScriptedFeed([[event("a")]] * 5, "lost")
-    messages = event_messages(feed)
+    messages = event_messages(feed, task_message)
     assert await anext(messages) == b"event: ready\ndata: {}\n\n"
 
     await messages.aclose()  # the client went away

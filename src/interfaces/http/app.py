@@ -99,6 +99,9 @@ def create_app(container: Container, *, shortcut: bool = True) -> ConveyorApp:
             schedules.cancel()
             await asyncio.wait({schedules}, timeout=1.0)
             await container.shutdown_resources()  # type: ignore[misc]
+            # What was built on the resources just closed must not outlive them: a
+            # restarted lifespan (a test client's) builds it afresh on the new ones.
+            container.reset_singletons()
 
     return ConveyorApp(
         fast,
@@ -134,6 +137,7 @@ def create_app(container: Container, *, shortcut: bool = True) -> ConveyorApp:
             "get_batch": _provide(container.get_batch),
             "list_workers": _provide(container.list_workers),
             "watch_events": _provide(container.watch_events),
+            "watch_changes": _provide(container.watch_changes),
             "create_template": _provide(container.create_template),
             "list_templates": _provide(container.list_templates),
             "delete_template": _provide(container.delete_template),

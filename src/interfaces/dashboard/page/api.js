@@ -83,9 +83,11 @@ export function query(params) {
   return text ? `?${text}` : "";
 }
 
-// /api/events read with fetch, since EventSource cannot send a header. `onEvent(type, data)`
-// gets each event, `onState(live)` whether the stream is up; it reconnects with a growing
-// pause until `stop()` is called.
+// /api/events?summary=true read with fetch, since EventSource cannot send a header: at most
+// one `changes` event a second ({count, queues, ids, more}) however busy the queues are, so
+// the page reads again what changed and never each transition. `onEvent(type, data)` gets
+// each event, `onState(live)` whether the stream is up; it reconnects with a growing pause
+// until `stop()` is called.
 export function watchEvents(onEvent, onState) {
   let controller = null;
   let stopped = false;
@@ -93,7 +95,7 @@ export function watchEvents(onEvent, onState) {
 
   async function readOnce() {
     controller = new AbortController();
-    const response = await send("/api/events", {
+    const response = await send("/api/events?summary=true", {
       signal: controller.signal,
       accept: "text/event-stream",
     });

@@ -39,7 +39,7 @@ export async function overviewView(root) {
 
   const actions = { pause: (queue, paused) => pause(queue, paused, note, actions) };
   // One call: the API makes the overview once a second for every page open on it, so
-  // twenty pages cost it what one does. Task events reload it, at most once per LIVE_MS;
+  // twenty pages cost it what one does. A `changes` event reloads it, at most once per LIVE_MS;
   // workers and schedules also change without them, so it is read every REFRESH_MS too.
   async function reload() {
     const overview = await api("/api/overview");
@@ -64,7 +64,7 @@ export async function overviewView(root) {
   const timer = setInterval(soon, REFRESH_MS);
   return {
     onEvent(type) {
-      if (type === "task" || type === "ready") settle();
+      if (type === "changes" || type === "ready") settle();
     },
     dispose() {
       clearInterval(timer);

@@ -99,7 +99,7 @@ export async function taskView(root, [encoded]) {
   }, PROGRESS_MS);
   return {
     onEvent(type, data) {
-      if (type === "task" && data.id === id) reload();
+      if (type === "changes" && (data.more || data.ids.includes(id))) reload();
       if (type === "ready") reload();
     },
     dispose() {

@@ -70,14 +70,28 @@ export async function tasksView(root, [search = ""]) {
 
   // The first page follows what happens; an older page keeps its rows and updates their
   // status in place, so what the reader is looking at does not move.
-  const reload = throttle(() => load().catch(() => {}), LIVE_MS);
+  async function restate() {
+    const page = await api(`/api/tasks${query(listQuery(filter, limit, cursor))}`);
+    const now = new Map(page.items.map((task) => [task.id, task.status]));
+    for (const row of list.querySelectorAll("tr[data-id]")) {
+      const status = now.get(row.dataset.id);
+      const cell = row.querySelector("[data-testid=status]");
+      if (status && cell.textContent !== status) {
+        cell.textContent = status;
+        cell.className = `status ${status}`;
+      }
+    }
+  }
+  const reload = throttle(() => (cursor ? restate() : load()).catch(() => {}), LIVE_MS);
   await load();
   return {
     onEvent(type, data) {
-      if (type !== "task") return;
-      if (!cursor) return reload();
-      const row = list.querySelector(`tr[data-id="${CSS.escape(data.id)}"] [data-testid=status]`);
-      if (row) row.textContent = data.status;
+      if (type === "ready") return reload();
+      if (type !== "changes") return;
+      const touched = cursor
+        ? data.more || shown.some((task) => data.ids.includes(task.id))
+        : !filter.queue || data.queues.includes(filter.queue);
+      if (touched) reload();
     },
   };
 }
