@@ -404,8 +404,16 @@ class IAuditLog(Protocol):
 class IWorkerRegistry(Protocol):
     """Live workers, as their heartbeats tell: a worker not seen for `stale_ms` is gone."""
 
-    async def heartbeat(self, worker: WorkerInfo, ttl_ms: int) -> None:
-        """Record that the worker is alive now; forgotten after `ttl_ms` without another."""
+    async def heartbeat(
+        self, worker: WorkerInfo, ttl_ms: int, increments: Mapping[str, float]
+    ) -> None:
+        """Record that the worker is alive now; forgotten after `ttl_ms` without another.
+        `increments` are added to the deployment's metric totals in the same step, so
+        they are counted once if the heartbeat is recorded, and not at all if it fails."""
+        ...
+
+    async def metric_totals(self) -> dict[str, float]:
+        """Every increment workers handed over with their heartbeats, summed by field."""
         ...
 
     async def forget(self, worker_id: str) -> None:

@@ -24,6 +24,7 @@ from application.get_stats import GetStats
 from application.get_task import GetTask
 from application.limits import ManageLimits
 from application.list_tasks import ExportTasks, ListTasks
+from application.meter import Meter
 from application.pause_queue import PauseQueue
 from application.recover_stalled import RecoverStalled
 from application.registry import TaskRegistry
@@ -33,7 +34,7 @@ from application.schedules import FireSchedules, ManageSchedules
 from application.sweep_finished import Retention, SweepFinished
 from application.templates import CreateTemplate, DeleteTemplate, ListTemplates, UseTemplate
 from application.watch_events import ChangeDigest, WatchChanges, WatchEvents
-from application.workers import Heartbeat, ListWorkers
+from application.workers import Heartbeat, ListWorkers, WorkerMetrics
 from domain.admission import DepthLimits
 from infrastructure.calendar import Calendar
 from infrastructure.children.child import ChildSpec
@@ -284,7 +285,9 @@ class Container(containers.DeclarativeContainer):
     )
     watch_changes = providers.Factory(WatchChanges, digest=change_digest)
     list_workers = providers.Factory(ListWorkers, registry=worker_registry, clock=clock)
-    heartbeat = providers.Factory(Heartbeat, registry=worker_registry, clock=clock)
+    worker_metrics = providers.Factory(WorkerMetrics, registry=worker_registry)
+    meter = providers.Singleton(Meter)  # the process's own: handed over with its heartbeats
+    heartbeat = providers.Factory(Heartbeat, registry=worker_registry, clock=clock, meter=meter)
     sweep_finished = providers.Factory(
         SweepFinished,
         queue=queue,
@@ -343,8 +346,11 @@ class Container(containers.DeclarativeContainer):
         log=log,
         rng=rng,
         children=child_pool,
+        meter=meter,
     )
-    lease_keeper = providers.Factory(LeaseKeeper, queue=queue, locks=locks, clock=clock, log=log)
+    lease_keeper = providers.Factory(
+        LeaseKeeper, queue=queue, locks=locks, clock=clock, log=log, meter=meter
+    )
     recover_stalled = providers.Factory(
         RecoverStalled,
         queue=queue,

@@ -15,7 +15,10 @@ from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
+from application.meter import LOCKS_ACQUIRED, RUN_TIME, Meter
 from application.workers import Heartbeat
+from domain.values import WorkerInfo
+from infrastructure.redis.workers import RedisWorkerRegistry
 from infrastructure.settings import Settings
 from interfaces.container import Container, resolve
 from interfaces.http.app import create_app
@@ -105,6 +108,23 @@ async def test_metrics_show_live_workers_from_their_heartbeats(
     assert value(found, "conveyor_worker_running_tasks", worker_id="worker-7") == 4
     assert value(found, "conveyor_worker_concurrency", worker_id="worker-7") == 50
     assert value(found, "conveyor_worker_processed_tasks_total", worker_id="worker-7") == 120
+
+
+async def test_what_two_workers_counted_is_summed_in_redis(redis: Redis) -> None:
+    registry = RedisWorkerRegistry(redis)
+    for worker_id, seconds in (("w1", 0.25), ("w2", 0.5)):
+        meter = Meter()
+        meter.count(LOCKS_ACQUIRED, 3, "claim")
+        meter.observe(RUN_TIME, seconds, "echo")
+        info = WorkerInfo(worker_id, ["default"], 1, 0, 0, now_ms(), now_ms())
+        await registry.heartbeat(info, 15_000, meter.drain())
+
+    totals = await registry.metric_totals()
+
+    assert totals["locks_acquired_total|claim|"] == 6
+    assert totals["task_run_seconds|echo|0.5"] == 2
+    assert totals["task_run_seconds|echo|sum"] == 0.75
+    assert totals["task_run_seconds|echo|count"] == 2
 
 
 async def test_http_requests_are_counted_by_route_template_not_by_path(client: Client) -> None:

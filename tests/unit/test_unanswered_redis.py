@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from random import Random
 
@@ -306,8 +306,13 @@ class LostClaimQueue(InMemoryTaskQueue):
 class Registry:
     """IWorkerRegistry, forgetful: the heartbeats are not what these tests look at."""
 
-    async def heartbeat(self, worker: WorkerInfo, ttl_ms: int) -> None:
+    async def heartbeat(
+        self, worker: WorkerInfo, ttl_ms: int, increments: Mapping[str, float]
+    ) -> None:
         return None
+
+    async def metric_totals(self) -> dict[str, float]:
+        return {}
 
     async def forget(self, worker_id: str) -> None:
         return None

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from application.handlers import FenceLost
+from application.meter import FENCING_REFUSALS, Meter
 from application.running.execution import Execution
 from domain.errors import LockLost
 from domain.ports import ITaskTransitions
@@ -18,11 +19,14 @@ class FencedWriter:
     execution's token (one script). Either refusal marks the execution LOCK_LOST, for its
     runner to record nothing, and raises `FenceLost` in the handler."""
 
-    __slots__ = ("_execution", "_loop", "_queue")
+    __slots__ = ("_execution", "_loop", "_meter", "_queue")
 
-    def __init__(self, queue: ITaskTransitions, execution: Execution) -> None:
+    def __init__(
+        self, queue: ITaskTransitions, execution: Execution, meter: Meter | None = None
+    ) -> None:
         self._queue = queue
         self._execution = execution
+        self._meter = meter or Meter()
         self._loop = asyncio.get_running_loop()
 
     def key(self, name: str) -> str:
@@ -35,6 +39,7 @@ class FencedWriter:
         try:
             return await self._queue.write_fenced(task, write)
         except LockLost as exc:
+            self._meter.count(FENCING_REFUSALS, 1, "write")
             self._execution.lose("a fenced write found the task taken over")
             raise FenceLost(str(exc)) from None
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from application.clock import Clock
 from application.handlers import Logger
+from application.meter import LOCK_RENEWALS, Meter
 from application.running.execution import Execution
 from domain.errors import SchedulerError
 from domain.ports import ILockService, ITaskTransitions
@@ -29,12 +30,18 @@ class LeaseKeeper:
     """
 
     def __init__(
-        self, queue: ITaskTransitions, locks: ILockService, clock: Clock, log: Logger
+        self,
+        queue: ITaskTransitions,
+        locks: ILockService,
+        clock: Clock,
+        log: Logger,
+        meter: Meter | None = None,
     ) -> None:
         self._queue = queue
         self._locks = locks
         self._clock = clock
         self._log = log
+        self._meter = meter or Meter()
 
     async def renew(self, running: Sequence[Execution], ttl_ms: int) -> None:
         """One round over the executions that hold a lease. One that was asked to stop is
@@ -63,6 +70,7 @@ class LeaseKeeper:
                     [(e.task, e.lease) for e in renewable], ttl_ms, started
                 )
         except (SchedulerError, TimeoutError) as exc:
+            self._meter.count(LOCK_RENEWALS, len(renewable), "failed")
             self._log.warning("lease.renew_failed", error=repr(exc))
             return []
 
@@ -82,6 +90,7 @@ class LeaseKeeper:
             own, await asyncio.gather(*(self._extend(e) for e in own)), strict=True
         ):
             if outcome is not None:
+                self._meter.count(LOCK_RENEWALS, 1, "failed")
                 self._log.warning("lease.lock_renew_failed", task_id=execution.task.id,
                                   error=repr(outcome))  # fmt: skip
                 refused.add(id(execution))
@@ -100,6 +109,7 @@ class LeaseKeeper:
             self._log.error("lease.lost", task_id=execution.task.id)
             execution.abort(Interruption.LOCK_LOST, "the task is no longer this worker's")
             return
+        self._meter.count(LOCK_RENEWALS, 1, "ok")
         execution.extend(valid_until, self._clock())
         if state is LeaseState.CANCEL_REQUESTED:
             execution.abort(Interruption.CANCELLED, "cancel requested")

@@ -11,6 +11,15 @@ from typing import Any
 
 from application.clock import Clock
 from application.handlers import Logger, TaskContext
+from application.meter import (
+    FENCING_REFUSALS,
+    LOCKS_ACQUIRED,
+    LOCKS_DENIED,
+    LOCKS_LOST,
+    PICKUP,
+    RUN_TIME,
+    Meter,
+)
 from application.registry import TaskRegistry, TaskType
 from application.running.children import IChildPool
 from application.running.execution import Execution
@@ -71,8 +80,10 @@ class ProcessTask:
         log: Logger,
         rng: Random | None = None,
         children: IChildPool | None = None,
+        meter: Meter | None = None,
     ) -> None:
         self._queue = queue
+        self._meter = meter or Meter()
         self._children = children
         self._locks = locks
         self._registry = registry
@@ -93,12 +104,17 @@ class ProcessTask:
             failure = Failure(TaskError(type(exc).__name__, str(exc)), retryable=False)
             outcome = task.fail(failure, self._clock(), self._rng)
             return await self._settle(outcome, execution.lease, next_claim)
-        if execution.lease is None and not await self._acquire(execution, task_type):
+        if execution.lease is not None:
+            self._meter.count(LOCKS_ACQUIRED, 1, "claim")
+        elif not await self._acquire(execution, task_type):
+            self._meter.count(LOCKS_DENIED)
             deferred = task.lock_denied(self._clock(), self._policy.lock_denied_delay_ms)
             self._log.info("task.deferred", run_at=deferred.run_at, reason="lock_denied")
             return await self._settle(deferred, None, next_claim, announce=False)
         lease = execution.lease
         assert lease is not None
+        self._meter.observe(PICKUP, ((task.started_at or task.run_at) - task.run_at) / 1000,
+                            task.queue)  # fmt: skip
         try:
             finished = await self._run(execution, task_type, payload)
             return _NOTHING if finished is None else await self._settle(finished, lease, next_claim)
@@ -119,6 +135,7 @@ class ProcessTask:
                 jitter = self._rng.uniform(0, policy.lock_retry_jitter_ms)
                 await asyncio.sleep((policy.lock_retry_delay_ms + jitter) / 1000)
             else:
+                self._meter.count(LOCKS_ACQUIRED, 1, "lock_service")
                 execution.hold(lease, self._clock())
                 return await self._lease_still_ours(execution, lease)
         return False
@@ -148,7 +165,7 @@ class ProcessTask:
         is nothing to record (the lock was lost, or an operator recorded it already)."""
         task = execution.task
         progress = ProgressReporter(self._queue, task, self._log)
-        writer = FencedWriter(self._queue, execution)
+        writer = FencedWriter(self._queue, execution, self._meter)
         ctx = self._context(task, progress, execution, writer)
         try:
             result = await run_handler(
@@ -171,6 +188,8 @@ class ProcessTask:
         reason = execution.reason
         assert reason is not None
         outcome = execution.task.interrupted(reason, self._clock(), self._rng)
+        if reason is Interruption.LOCK_LOST:
+            self._meter.count(LOCKS_LOST)
         if reason is Interruption.KILLED:
             self._log.warning("task.killed")  # the operator's record stands
         elif outcome is None:
@@ -189,6 +208,7 @@ class ProcessTask:
         try:
             batch = await self._write_outcome(outcome, lease, then)
         except LockLost as exc:
+            self._meter.count(FENCING_REFUSALS, 1, "outcome")
             self._log.warning("task.outcome_refused", reason=str(exc))
             return _NOTHING
         except QueueUnavailable as exc:
@@ -220,6 +240,8 @@ class ProcessTask:
     def _log_outcome(self, task: Task) -> None:
         last = task.history[-1] if task.history else None
         duration = None if last is None else last.finished_at - last.started_at
+        if duration is not None:
+            self._meter.observe(RUN_TIME, duration / 1000, task.name)
         if task.status is TaskStatus.COMPLETED:
             self._log.info("task.completed", duration_ms=duration)
         elif task.status is TaskStatus.CANCELLED:

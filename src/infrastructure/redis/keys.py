@@ -249,6 +249,7 @@ class _WorkerKeys:
 
     info = f"{ROOT}:{{#workers}}:info"
     expiry = f"{ROOT}:{{#workers}}:expiry"
+    metrics = f"{ROOT}:{{#workers}}:metrics"  # field -> the workers' summed increments
 
 
 WORKERS = _WorkerKeys()

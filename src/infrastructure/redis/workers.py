@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import cast
 
 from pydantic import TypeAdapter
@@ -19,11 +20,22 @@ class RedisWorkerRegistry:
     def __init__(self, client: Redis) -> None:
         self._redis = client
 
-    async def heartbeat(self, worker: WorkerInfo, ttl_ms: int) -> None:
+    async def heartbeat(
+        self, worker: WorkerInfo, ttl_ms: int, increments: Mapping[str, float]
+    ) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(WORKERS.info, worker.worker_id, _INFO.dump_json(worker).decode())
             pipe.zadd(WORKERS.expiry, {worker.worker_id: worker.seen_at + ttl_ms})
+            for field, amount in increments.items():
+                if float(amount).is_integer():
+                    pipe.hincrby(WORKERS.metrics, field, int(amount))
+                else:
+                    pipe.hincrbyfloat(WORKERS.metrics, field, amount)
             await pipe.execute()
+
+    async def metric_totals(self) -> dict[str, float]:
+        found = cast(dict[str, str], await self._redis.hgetall(WORKERS.metrics))
+        return {field: float(value) for field, value in found.items()}
 
     async def forget(self, worker_id: str) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:

@@ -136,6 +136,7 @@ def create_app(container: Container, *, shortcut: bool = True) -> ConveyorApp:
             "pause_queue": _provide(container.pause_queue),
             "get_batch": _provide(container.get_batch),
             "list_workers": _provide(container.list_workers),
+            "worker_metrics": _provide(container.worker_metrics),
             "watch_events": _provide(container.watch_events),
             "watch_changes": _provide(container.watch_changes),
             "create_template": _provide(container.create_template),

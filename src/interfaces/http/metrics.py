@@ -15,11 +15,17 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 from prometheus_client import REGISTRY, CollectorRegistry, disable_created_metrics, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from application.get_stats import GetStats, Stats
-from application.workers import ListWorkers
+from application.meter import METRICS, Series
+from application.workers import ListWorkers, WorkerMetrics
 from domain.values import WorkerInfo
 from interfaces.http.errors import documented
 
@@ -32,14 +38,38 @@ disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` twin
 class Snapshot(Collector):
     """The deployment's figures at one moment, as metric families."""
 
-    def __init__(self, stats: Stats, workers: list[WorkerInfo]) -> None:
+    def __init__(self, stats: Stats, workers: list[WorkerInfo], counted: list[Series]) -> None:
         self._stats = stats
         self._workers = workers
+        self._counted = counted
 
     def collect(self) -> Iterator[Metric]:
         yield from self._queues()
         yield from self._task_types()
         yield from self._workers_families()
+        yield from self._counted_families()
+
+    def _counted_families(self) -> Iterator[Metric]:
+        """What the workers counted, every family even before its first count (an alert
+        on a series that does not exist yet never fires)."""
+        for metric in METRICS:
+            name = f"{PREFIX}_{metric.name}"
+            labels = list(metric.labels)
+            found = [one for one in self._counted if one.metric is metric]
+            if metric.is_histogram:
+                histogram = HistogramMetricFamily(name, metric.help, labels=labels)
+                for one in found:
+                    buckets = [(_le(bound), count) for bound, count in one.buckets]
+                    histogram.add_metric(list(one.labels), buckets, one.total)
+                yield histogram
+            else:
+                counter = CounterMetricFamily(name.removesuffix("_total"), metric.help,
+                                              labels=labels)  # fmt: skip
+                if not labels and not found:
+                    counter.add_metric([], 0)
+                for one in found:
+                    counter.add_metric(list(one.labels), one.value)
+                yield counter
 
     def _queues(self) -> Iterator[Metric]:
         tasks = GaugeMetricFamily(
@@ -109,10 +139,14 @@ class Snapshot(Collector):
         yield processed
 
 
-def exposition(stats: Stats, workers: list[WorkerInfo]) -> bytes:
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)
+
+
+def exposition(stats: Stats, workers: list[WorkerInfo], counted: list[Series]) -> bytes:
     """This process's own metrics, then the deployment's: one Prometheus text document."""
     snapshot = CollectorRegistry(auto_describe=False)
-    snapshot.register(Snapshot(stats, workers))
+    snapshot.register(Snapshot(stats, workers, counted))
     return generate_latest(REGISTRY) + generate_latest(snapshot)
 
 
@@ -124,8 +158,11 @@ def exposition(stats: Stats, workers: list[WorkerInfo]) -> bytes:
     responses=documented(),
 )
 async def metrics(
-    get_stats: NamedDependency[GetStats], list_workers: NamedDependency[ListWorkers]
+    get_stats: NamedDependency[GetStats],
+    list_workers: NamedDependency[ListWorkers],
+    worker_metrics: NamedDependency[WorkerMetrics],
 ) -> Response[bytes]:
     stats = await get_stats.execute()
     workers = await list_workers.execute()
-    return Response(exposition(stats, workers), media_type=CONTENT_TYPE_LATEST)
+    counted = await worker_metrics.execute()
+    return Response(exposition(stats, workers, counted), media_type=CONTENT_TYPE_LATEST)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from application.meter import STALLS_RECOVERED, Meter
 from application.recover_stalled import RecoverStalled
 from application.running.execution import Execution
 from application.running.leases import LeaseKeeper
@@ -56,7 +57,9 @@ class Chores:
         heartbeat: Heartbeat,
         schedules: FireSchedules,
         log: Any,
+        meter: Meter | None = None,
     ) -> None:
+        self._meter = meter or Meter()
         self._feed = feed
         self._keeper = keeper
         self._recover = recover
@@ -100,9 +103,11 @@ class Chores:
             await asyncio.sleep(interval)
             for name in worker.queues:
                 try:
-                    await self._recover.execute(name)
+                    recovered = await self._recover.execute(name)
                 except Exception as exc:  # noqa: BLE001 - retried on the next round
                     self._log.warning("worker.recovery_failed", queue=name, error=repr(exc))
+                else:
+                    self._meter.count(STALLS_RECOVERED, recovered, name)
 
     async def _sweep_loop(self, worker: WorkerState) -> None:
         """Retention: every worker sweeps now and then, at once again while a queue had

@@ -63,6 +63,7 @@ async def _serve(settings: Settings) -> int:
         sweep=await resolve(container.sweep_finished),
         heartbeat=await resolve(container.heartbeat),
         schedules=await resolve(container.fire_schedules),
+        meter=await resolve(container.meter),
         log=get_logger("conveyor.worker"),
     )
     worker = Worker(
