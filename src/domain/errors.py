@@ -72,6 +72,11 @@ class QueueUnavailable(SchedulerError):
     """The queue's storage cannot be reached right now."""
 
 
+class NotReplicated(QueueUnavailable):
+    """Stored on the master, but fewer replicas than asked confirmed it in time: the
+    caller is not told it was accepted, and enqueues again with the same id."""
+
+
 class TooManyStreams(SchedulerError):
     """This process already serves as many live feeds as it may: retry later."""
 

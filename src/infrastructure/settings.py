@@ -6,11 +6,12 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationInfo, field_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.admission import DepthLimits
 from domain.queue_order import QueueOrder
+from infrastructure.redis.client import Sentinels
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
@@ -24,6 +25,18 @@ class Settings(BaseSettings):
 
     redis_url: str | None = Field(default=None, description="Redis of the queues; unset: local")
     redlock_urls: str = Field(default="", description="comma-separated Redlock masters")
+    redis_sentinels: str = Field(
+        default="", description="host:port,... of Redis Sentinels; set: the master they name"
+    )
+    redis_master_name: str = Field(
+        default="mymaster", min_length=1, description="the master's name at the sentinels"
+    )
+    enqueue_replicas: int = Field(
+        default=0, ge=0, le=16, description="replicas that must hold a task before its 202"
+    )
+    enqueue_replicas_timeout_ms: int = Field(
+        default=500, ge=1, le=60_000, description="how long an enqueue waits for them"
+    )
     redis_timeout_ms: int = Field(
         default=3_000, ge=100, le=600_000, description="a Redis command's answer, or 503"
     )
@@ -100,6 +113,29 @@ class Settings(BaseSettings):
     def queue_redis_url(self) -> str:
         return self.redis_url or DEFAULT_REDIS_URL
 
+    @model_validator(mode="after")
+    def _replicas_in_time(self) -> Settings:
+        # WAIT holds the API's one hot-path connection: it must answer before that
+        # connection's own timeout would close it on every caller.
+        if self.enqueue_replicas_timeout_ms >= self.redis_timeout_ms:
+            raise ValueError(
+                f"ENQUEUE_REPLICAS_TIMEOUT_MS must be under REDIS_TIMEOUT_MS "
+                f"({self.redis_timeout_ms})"
+            )
+        return self
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinels(cls, spec: str) -> str:
+        _sentinel_addresses(spec)  # refused at start, naming the bad entry
+        return spec
+
+    @property
+    def sentinels(self) -> Sentinels | None:
+        """REDIS_SENTINELS and REDIS_MASTER_NAME, when the first is set."""
+        addresses = _sentinel_addresses(self.redis_sentinels)
+        return Sentinels(addresses, self.redis_master_name) if addresses else None
+
     @property
     def local_redis_url(self) -> str:
         """Where `conveyor up` looks for a Redis, and starts one if none answers."""
@@ -169,3 +205,15 @@ class Settings(BaseSettings):
     @property
     def worker_queue_list(self) -> list[str]:
         return self.worker_queue_order.names
+
+
+def _sentinel_addresses(spec: str) -> tuple[tuple[str, int], ...]:
+    found = []
+    for entry in (part.strip() for part in spec.split(",")):
+        if not entry:
+            continue
+        host, _, port = entry.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"REDIS_SENTINELS: {entry!r} is not host:port")
+        found.append((host.strip("[]"), int(port)))
+    return tuple(found)

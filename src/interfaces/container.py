@@ -45,6 +45,7 @@ from infrastructure.logging import get_logger
 from infrastructure.redaction import secrets_in
 from infrastructure.redis.audit import RedisAuditLog, target_ttl_ms
 from infrastructure.redis.client import (
+    Sentinels,
     create_blocking_redis,
     create_lock_redis,
     create_redis,
@@ -69,11 +70,13 @@ from infrastructure.settings import Settings
 LONGEST_BLOCK_MS = IDLE_WAIT_MS + 1_000
 
 
-async def _redis(url: str, timeout_ms: int, blocking: bool = False) -> AsyncIterator[Redis]:
+async def _redis(
+    url: str, timeout_ms: int, sentinels: Sentinels | None, blocking: bool = False
+) -> AsyncIterator[Redis]:
     client = (
-        create_blocking_redis(url, timeout_ms, LONGEST_BLOCK_MS)
+        create_blocking_redis(url, timeout_ms, LONGEST_BLOCK_MS, sentinels)
         if blocking
-        else create_redis(url, timeout_ms)
+        else create_redis(url, timeout_ms, sentinels)
     )
     try:
         yield client
@@ -81,8 +84,8 @@ async def _redis(url: str, timeout_ms: int, blocking: bool = False) -> AsyncIter
         await client.aclose()
 
 
-async def _lane(url: str, timeout_ms: int) -> AsyncIterator[Lane]:
-    lane = Lane.from_url(url, timeout_ms=timeout_ms)
+async def _lane(url: str, timeout_ms: int, sentinels: Sentinels | None) -> AsyncIterator[Lane]:
+    lane = Lane.from_url(url, timeout_ms=timeout_ms, sentinels=sentinels)
     try:
         yield lane
     finally:
@@ -203,11 +206,13 @@ class Container(containers.DeclarativeContainer):
         _redis,
         url=settings.provided.queue_redis_url,
         timeout_ms=settings.provided.redis_timeout_ms,
+        sentinels=settings.provided.sentinels,
     )
     blocking_redis = providers.Resource(
         _redis,
         url=settings.provided.queue_redis_url,
         timeout_ms=settings.provided.redis_timeout_ms,
+        sentinels=settings.provided.sentinels,
         blocking=True,
     )
     # The hot path's connection: every transition's script, pipelined (see Lane).
@@ -215,6 +220,7 @@ class Container(containers.DeclarativeContainer):
         _lane,
         url=settings.provided.queue_redis_url,
         timeout_ms=settings.provided.redis_timeout_ms,
+        sentinels=settings.provided.sentinels,
     )
     lock_masters = providers.Resource(
         _lock_masters,
@@ -242,6 +248,8 @@ class Container(containers.DeclarativeContainer):
         idempotency_window_ms=settings.provided.idempotency_window_ms,
         locks_with_tasks=settings.provided.locks_with_tasks,
         depth_limits=providers.Callable(_depth_limits, settings, queues),
+        replicas=settings.provided.enqueue_replicas,
+        replicas_timeout_ms=settings.provided.enqueue_replicas_timeout_ms,
     )
     views = providers.Singleton(RedisViews, client=redis, queues=queues)
     feed = providers.Singleton(

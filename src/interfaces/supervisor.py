@@ -91,8 +91,8 @@ class Supervisor:
         return 0
 
     def _redis_url(self) -> str:
-        if self._settings.redis_url:
-            return self._settings.redis_url
+        if self._settings.redis_url or self._settings.sentinels:  # the sentinels name it
+            return self._settings.queue_redis_url
         local = self._settings.local_redis_url
         if redis_answers(local):
             self._redis_origin = RedisOrigin.FOUND

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,8 +13,10 @@ from redis.asyncio.connection import (
     Connection,
     SSLConnection,
     UnixDomainSocketConnection,
+    parse_url,
 )
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -47,6 +50,10 @@ class _UnixConnection(_HiredisPacking, UnixDomainSocketConnection):
     pass
 
 
+class _SentinelConnection(_HiredisPacking, SentinelManagedConnection):
+    pass
+
+
 _CONNECTIONS: dict[str, type[AbstractConnection]] = {
     "redis": _TcpConnection,
     "rediss": _TlsConnection,
@@ -77,16 +84,59 @@ def _retry_dropped_once() -> Retry:
     return Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,))
 
 
-def create_redis(url: str, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> Redis:
+@dataclass(frozen=True, slots=True)
+class Sentinels:
+    """The queue's Redis as Redis Sentinel watches it: the sentinels to ask, and the name of
+    the master they watch. The URL beside it gives the database and the credentials."""
+
+    addresses: tuple[tuple[str, int], ...]
+    master: str
+
+    def watcher(self, timeout_s: float) -> Sentinel:
+        budget = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+        return Sentinel(self.addresses, sentinel_kwargs=budget)
+
+    async def master_address(self, timeout_s: float) -> tuple[str, int]:
+        """Where the master is now, as a majority of the sentinels that answer see it."""
+        watcher = self.watcher(timeout_s)
+        try:
+            host, port = await watcher.discover_master(self.master)
+        finally:
+            for client in watcher.sentinels:
+                await client.aclose()
+        return str(host), int(port)
+
+
+def _client(url: str, sentinels: Sentinels | None, **options: Any) -> Redis:
+    """`url`'s Redis; with `sentinels`, whichever server they name master, asked again on
+    each new connection (and a connection to a master since demoted fails, for the next
+    to find the new one). The URL's host and port then mean nothing."""
+    if sentinels is None:
+        return Redis.from_url(url, connection_class=_connection_class(url), **options)
+    where: dict[str, Any] = {
+        name: value
+        for name, value in parse_url(url).items()
+        if name in ("db", "username", "password")
+    }
+    timeout_s = options.get("socket_connect_timeout") or DEFAULT_TIMEOUT_MS / 1000
+    client: Redis = sentinels.watcher(timeout_s).master_for(
+        sentinels.master, Redis, connection_class=_SentinelConnection, **where, **options
+    )
+    return client
+
+
+def create_redis(
+    url: str, timeout_ms: int = DEFAULT_TIMEOUT_MS, sentinels: Sentinels | None = None
+) -> Redis:
     """A pooled client that decodes replies to str: each command answers within
     `timeout_ms` or raises TimeoutError, and a dropped connection is retried once.
 
     A subscribed connection (pub/sub `listen()`) waits for messages without a deadline:
     redis-py reads it with no timeout, so an idle channel is not an error."""
     timeout_s = timeout_ms / 1000
-    return Redis.from_url(
+    return _client(
         url,
-        connection_class=_connection_class(url),
+        sentinels,
         decode_responses=True,
         health_check_interval=30,
         socket_timeout=timeout_s,
@@ -100,14 +150,15 @@ def create_blocking_redis(
     url: str,
     timeout_ms: int = DEFAULT_TIMEOUT_MS,
     longest_block_ms: int = DEFAULT_LONGEST_BLOCK_MS,
+    sentinels: Sentinels | None = None,
 ) -> Redis:
     """One connection for blocking commands, and no silent retry, so the connection a
     CLIENT ID named is the one that blocks. A read may wait for the longest block the
     caller sends (`longest_block_ms`, the command's own timeout) plus `timeout_ms`: a
     healthy Redis has answered by then, and a frozen one cannot hang an idle worker."""
-    return Redis.from_url(
+    return _client(
         url,
-        connection_class=_connection_class(url),
+        sentinels,
         decode_responses=True,
         max_connections=1,
         socket_timeout=(longest_block_ms + timeout_ms) / 1000,

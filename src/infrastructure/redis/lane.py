@@ -4,6 +4,7 @@ connection."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import socket
 import ssl
@@ -18,6 +19,7 @@ from redis.exceptions import AuthenticationError, NoScriptError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from infrastructure.redis.client import Sentinels
 from infrastructure.redis.lane_connection import CommandNotSent, LaneConnection
 
 CommandArg = str | int | float | bytes
@@ -46,6 +48,7 @@ class Endpoint:
     username: str | None = None
     password: str | None = None
     db: int = 0
+    sentinels: Sentinels | None = None  # then the master they name, asked on each connect
 
     @classmethod
     def parse(cls, url: str) -> Endpoint:
@@ -82,13 +85,18 @@ class Endpoint:
             _, unix = await loop.create_unix_connection(factory, self.path)
             return unix
         context = ssl.create_default_context() if self.tls else None
-        transport, tcp = await loop.create_connection(factory, self.host, self.port, ssl=context)
+        host, port = self.host, self.port
+        if self.sentinels is not None:
+            host, port = await self.sentinels.master_address(timeout_s)
+        transport, tcp = await loop.create_connection(factory, host, port, ssl=context)
         sock = transport.get_extra_info("socket")
         if sock is not None:  # a half-open connection (peer gone silently) is found in time
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         return tcp
 
     def __str__(self) -> str:
+        if self.sentinels is not None:
+            return f"the master {self.sentinels.master!r} of the sentinels"
         return self.path or f"{self.host}:{self.port}"
 
 
@@ -125,8 +133,9 @@ class Lane:
         self._connecting: asyncio.Task[LaneConnection] | None = None
 
     @classmethod
-    def from_url(cls, url: str, *, timeout_ms: int) -> Lane:
-        return cls(Endpoint.parse(url), timeout_ms=timeout_ms)
+    def from_url(cls, url: str, *, timeout_ms: int, sentinels: Sentinels | None = None) -> Lane:
+        endpoint = dataclasses.replace(Endpoint.parse(url), sentinels=sentinels)
+        return cls(endpoint, timeout_ms=timeout_ms)
 
     async def execute(self, *args: CommandArg) -> Any:
         """Send one command and return its reply. Arguments are str, int, float or bytes;

@@ -10,6 +10,7 @@ from typing import Any, cast
 import hiredis
 from redis._parsers.base import BaseParser
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # A sentinel no RESP2 reply can be: hiredis answers it while a reply is still incomplete.
@@ -128,6 +129,12 @@ class LaneConnection(asyncio.Protocol):
             future = popleft()
             if future.done():
                 continue  # its caller was cancelled
+            if isinstance(reply, ReadOnlyError):
+                # A master demoted to a replica (a failover): this connection can only
+                # fail now; the next one is opened where the master is.
+                future.set_exception(RedisConnectionError(f"Redis is a replica now: {reply}"))
+                self._shut(lambda: RedisConnectionError("Redis became a replica"))
+                return
             if isinstance(reply, Exception):
                 future.set_exception(reply)
             else:

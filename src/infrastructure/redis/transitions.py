@@ -8,6 +8,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from domain.admission import DepthLimits
+from domain.errors import NotReplicated
 from domain.task import StopKind, Task, TaskStatus
 from domain.values import ClaimBatch, ClaimRequest, Enqueued, FencedWrite, Lease, LeaseState
 from infrastructure.redis import codec, storing
@@ -56,8 +57,12 @@ class RedisTransitions:
         locks_with_tasks: bool = False,
         multi_queue_scripts: bool = True,
         depth_limits: DepthLimits = storing.NO_LIMITS,
+        replicas: int = 0,
+        replicas_timeout_ms: int = 0,
     ) -> None:
         self._redis = client
+        self._replicas = replicas
+        self._replicas_timeout_ms = replicas_timeout_ms
         self._lane = lane
         self._scripts = Scripts.load(database_of(client))
         self._window_ms = idempotency_window_ms
@@ -70,7 +75,23 @@ class RedisTransitions:
     async def enqueue(self, tasks: Sequence[Task], batch_id: str | None = None) -> list[Enqueued]:
         script = self._scripts.enqueue_tasks
         limits = self._depth_limits
-        return await storing.store(self._lane, self._redis, script, tasks, batch_id, limits=limits)
+        stored = await storing.store(
+            self._lane, self._redis, script, tasks, batch_id, limits=limits
+        )
+        if self._replicas:
+            await self._replicated()
+        return stored
+
+    async def _replicated(self) -> None:
+        """WAIT on the lane, so it covers the writes just made: each is held by a replica
+        before the caller is told the tasks are accepted, or the caller is told they may
+        not be (stored on the master, which may yet lose them: enqueue again, same id)."""
+        acked = await self._lane.execute("WAIT", self._replicas, self._replicas_timeout_ms)
+        if int(acked) < self._replicas:
+            raise NotReplicated(
+                f"stored, but {acked} of {self._replicas} replicas confirmed it within "
+                f"{self._replicas_timeout_ms} ms: enqueue again with the same id"
+            )
 
     @reachable
     async def claim(

@@ -23,6 +23,7 @@ from domain.errors import (
     InvalidTask,
     InvalidTransition,
     LockLost,
+    NotReplicated,
     QueueFull,
     QueueUnavailable,
     ScheduleNotFound,
@@ -87,6 +88,8 @@ def _unavailable(exc: Exception) -> str:
     """A 503's detail, which never repeats Redis's own words (they may name its address)."""
     if isinstance(exc, StoreFull) or (isinstance(exc, ResponseError) and out_of_memory(exc)):
         return "Redis refuses writes (out of memory); nothing was stored; retry shortly"
+    if isinstance(exc, NotReplicated):
+        return "no replica confirmed the task in time; enqueue again with the same id"
     return "Redis is unreachable; retry shortly"
 
 

@@ -121,3 +121,20 @@ async def test_callers_wait_while_redis_does_not_read_and_all_complete_after(
     replies, _ = await outcomes_within(*calls)
     assert replies == ["OK"] * count
     assert await plain.strlen(f"k{count - 1}") == len(value)
+
+
+async def test_a_master_demoted_to_a_replica_fails_the_write_and_the_connection(
+    server: FreezableRedis, plain: Redis, lanes: list[Lane]
+) -> None:
+    """After a failover the old master may come back as a replica: a write there must not
+    read as a script's error but as a lost connection, and the next connection is new."""
+    lane = Lane.from_url(server.url, timeout_ms=2_000)
+    lanes.append(lane)
+    assert await lane.execute("SET", "before", "1") == "OK"
+    await plain.execute_command("REPLICAOF", "127.0.0.1", "1")  # a master that never answers
+    try:
+        with pytest.raises(RedisConnectionError, match="replica"):
+            await lane.execute("SET", "after", "1")
+    finally:
+        await plain.execute_command("REPLICAOF", "NO", "ONE")
+    assert await lane.execute("SET", "after", "1") == "OK"  # on a fresh connection
