@@ -374,3 +374,15 @@ ENV A=1 `
 def test_the_parser_refuses_a_heredoc_it_would_misread() -> None:
     with pytest.raises(ValueError, match="heredoc"):
         parse("FROM python:3.11.13-slim\nRUN <<EOF\necho hi\nEOF\n")
+
+
+def test_the_build_context_leaves_out_the_checkout_s_own_state_and_secrets() -> None:
+    ignored = {
+        line.strip()
+        for line in (DOCKERFILE.parent / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".git", ".venv", ".uv", "data", ".env"} <= ignored
+    # What the Dockerfile copies must not be ignored.
+    copied = {"requirements-uv.txt", "pyproject.toml", "uv.lock", "README.md", "src"}
+    assert not copied & ignored
