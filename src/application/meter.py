@@ -80,7 +80,7 @@ class Meter:
     def observe(self, metric: Metric, seconds: float, *labels: str) -> None:
         seconds = max(seconds, 0.0)
         bucket = next((bound for bound in metric.buckets if seconds <= bound), math.inf)
-        self._add(_field(metric, labels, _bound(bucket)), 1)
+        self._add(_field(metric, labels, le_label(bucket)), 1)
         self._add(_field(metric, labels, "sum"), seconds)
         self._add(_field(metric, labels, "count"), 1)
 
@@ -134,7 +134,7 @@ def _histogram(metric: Metric, labels: tuple[str, ...], parts: Mapping[str, floa
     running = 0.0
     cumulative = []
     for bound in (*metric.buckets, math.inf):
-        running += parts.get(_bound(bound), 0)
+        running += parts.get(le_label(bound), 0)
         cumulative.append((bound, running))
     return Series(metric, labels, buckets=tuple(cumulative), total=parts.get("sum", 0.0),
                   count=parts.get("count", 0.0))  # fmt: skip
@@ -147,5 +147,6 @@ def _field(metric: Metric, labels: Iterable[str], part: str) -> str:
     return SEPARATOR.join((metric.name, *values, part))
 
 
-def _bound(bound: float) -> str:
+def le_label(bound: float) -> str:
+    """A bucket's upper bound as Prometheus writes it (`le`), and as its field names it."""
     return "+Inf" if bound == math.inf else repr(bound)

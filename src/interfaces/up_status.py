@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from interfaces.key_entries import split_entry
 from interfaces.terminal import StatusTerminal
 
 REQUEST_TIMEOUT_S = 2.0
@@ -34,11 +35,10 @@ class Figures:
 
 
 def admin_key(api_keys: str) -> str | None:
-    """The first admin key of API_KEYS (`name:key:role,...`; as the API reads an entry, the
-    key lies between its first and its last colon)."""
+    """The first admin key of API_KEYS (`name:key:role,...`), each entry read as the API
+    reads it."""
     for entry in api_keys.split(","):
-        _, _, rest = entry.strip().partition(":")
-        key, _, role = rest.rpartition(":")
+        _, key, role = split_entry(entry.strip())
         if key and role.strip() == "admin":
             return key
     return None

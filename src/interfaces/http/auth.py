@@ -20,6 +20,7 @@ from pydantic_core import to_json
 
 from infrastructure.logging import get_logger
 from interfaces.http.errors import error_response
+from interfaces.key_entries import split_entry
 
 
 class Access(IntEnum):
@@ -142,9 +143,7 @@ def _digest(key: str) -> bytes:
 
 
 def _entry(number: int, entry: str) -> tuple[str, Principal]:
-    # The key sits between the first and the last colon, so a key may itself hold colons.
-    name, _, rest = entry.partition(":")
-    key, _, role = rest.rpartition(":")
+    name, key, role = split_entry(entry)
     where = f"API_KEYS entry {number}"
     if not key:
         raise ApiKeyError(f"{where}: expected name:key:role")

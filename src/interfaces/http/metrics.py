@@ -9,6 +9,7 @@ path), with the process's CPU, memory and file descriptors.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 from litestar import Response, get
@@ -24,7 +25,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from application.get_stats import GetStats, Stats
-from application.meter import METRICS, Series
+from application.meter import METRICS, Series, le_label
 from application.workers import ListWorkers, WorkerMetrics
 from domain.values import WorkerInfo
 from interfaces.http.errors import documented
@@ -59,7 +60,7 @@ class Snapshot(Collector):
             if metric.is_histogram:
                 histogram = HistogramMetricFamily(name, metric.help, labels=labels)
                 for one in found:
-                    buckets = [(_le(bound), count) for bound, count in one.buckets]
+                    buckets = [(le_label(bound), count) for bound, count in one.buckets]
                     histogram.add_metric(list(one.labels), buckets, one.total)
                 yield histogram
             else:
@@ -139,10 +140,6 @@ class Snapshot(Collector):
         yield processed
 
 
-def _le(bound: float) -> str:
-    return "+Inf" if bound == float("inf") else repr(bound)
-
-
 def exposition(stats: Stats, workers: list[WorkerInfo], counted: list[Series]) -> bytes:
     """This process's own metrics, then the deployment's: one Prometheus text document."""
     snapshot = CollectorRegistry(auto_describe=False)
@@ -162,7 +159,7 @@ async def metrics(
     list_workers: NamedDependency[ListWorkers],
     worker_metrics: NamedDependency[WorkerMetrics],
 ) -> Response[bytes]:
-    stats = await get_stats.execute()
-    workers = await list_workers.execute()
-    counted = await worker_metrics.execute()
+    stats, workers, counted = await asyncio.gather(
+        get_stats.execute(), list_workers.execute(), worker_metrics.execute()
+    )
     return Response(exposition(stats, workers, counted), media_type=CONTENT_TYPE_LATEST)

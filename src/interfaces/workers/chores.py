@@ -106,7 +106,8 @@ class Chores:
                     recovered = await self._recover.execute(name)
                 except Exception as exc:  # noqa: BLE001 - retried on the next round
                     self._log.warning("worker.recovery_failed", queue=name, error=repr(exc))
-                else:
+                    continue
+                if recovered:
                     self._meter.count(STALLS_RECOVERED, recovered, name)
 
     async def _sweep_loop(self, worker: WorkerState) -> None:
