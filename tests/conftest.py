@@ -13,12 +13,16 @@ from dependency_injector import providers
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from infrastructure.redis.client import create_blocking_redis, create_redis
+from infrastructure.redis.client import ClusterSeeds, create_blocking_redis, create_redis
+from infrastructure.redis.cluster import create_cluster_redis
 from infrastructure.settings import Settings
 from interfaces.container import Container
 from interfaces.http.app import create_app
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Set (`python -m tests.with_redis --cluster`): the API of the HTTP suites runs on this
+# Redis Cluster instead, and the `redis` fixture is a client of the cluster.
+TEST_REDIS_CLUSTER_URLS = os.environ.get("TEST_REDIS_CLUSTER_URLS", "")
 # Where in-process test clients send requests: a loopback Host, which an API without
 # API_KEYS serves by default (the test client's own `testserver.local` it refuses).
 LOCAL = "http://127.0.0.1:3000"
@@ -31,7 +35,8 @@ def redis_url() -> str:
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = create_redis(redis_url)
+    seeds = ClusterSeeds.parse(TEST_REDIS_CLUSTER_URLS)
+    client: Redis = create_redis(redis_url) if seeds is None else create_cluster_redis(seeds, 3_000)
     await client.flushdb()
     try:
         yield client

@@ -11,7 +11,7 @@ from typing import ClassVar
 from pottery import AIORedlock
 from pottery.exceptions import PrimitiveError, QuorumIsImpossible
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from domain.errors import LockLost, LockNotAcquired
 from domain.values import Lease
@@ -49,7 +49,7 @@ class RedlockService:
             acquired = await lock.acquire(blocking=False)
         except QuorumIsImpossible as exc:
             raise LockNotAcquired(self._no_quorum(lock, exc)) from exc
-        except (PrimitiveError, RedisError) as exc:
+        except (PrimitiveError, RedisError, RedisClusterException) as exc:
             raise LockNotAcquired(f"{lock.key}: {exc!r}") from exc
         if not acquired:
             raise LockNotAcquired(f"{lock.key} is held by another worker")
@@ -67,13 +67,15 @@ class RedlockService:
             raise LockLost(self._no_quorum(lock, exc)) from exc
         except PrimitiveError as exc:  # ExtendUnlockedLock, TooManyExtensions
             raise LockLost(f"{lock.key}: {type(exc).__name__}") from exc
+        except RedisClusterException as exc:  # no node of a Cluster answers
+            raise LockLost(f"{lock.key}: {exc}") from exc
 
     async def release(self, lease: Lease) -> None:
         lock = self._held.pop(lease.token, None)
         if lock is None:
             return
         # Expired already, or its masters are down: either way it frees itself at its TTL.
-        with contextlib.suppress(PrimitiveError, RedisError):
+        with contextlib.suppress(PrimitiveError, RedisError, RedisClusterException):
             await lock.release()
 
     def _no_quorum(self, lock: TaskRedlock, exc: QuorumIsImpossible) -> str:

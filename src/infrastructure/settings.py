@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.admission import DepthLimits
 from domain.queue_order import QueueOrder
-from infrastructure.redis.client import Sentinels
+from infrastructure.redis.client import ClusterSeeds, Sentinels
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     redis_url: str | None = Field(default=None, description="Redis of the queues; unset: local")
+    redis_cluster_urls: str = Field(
+        default="", description="redis://host:port,... of a Redis Cluster; set: over REDIS_URL"
+    )
     redlock_urls: str = Field(default="", description="comma-separated Redlock masters")
     redis_sentinels: str = Field(
         default="", description="host:port,... of Redis Sentinels; set: the master they name"
@@ -124,6 +127,32 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("redis_cluster_urls")
+    @classmethod
+    def _cluster_urls(cls, spec: str) -> str:
+        ClusterSeeds.parse(spec)  # refused at start, naming the bad entry
+        return spec
+
+    @model_validator(mode="after")
+    def _one_kind_of_redis(self) -> Settings:
+        if self.cluster is None:
+            return self
+        if self.redis_sentinels.strip():
+            raise ValueError(
+                "REDIS_CLUSTER_URLS and REDIS_SENTINELS: set one (a Cluster fails over itself)"
+            )
+        if self.enqueue_replicas:
+            raise ValueError(
+                "ENQUEUE_REPLICAS is not supported on a Cluster yet (WAIT would have to go to "
+                "each master an enqueue wrote to): unset it, or use REDIS_SENTINELS"
+            )
+        return self
+
+    @property
+    def cluster(self) -> ClusterSeeds | None:
+        """REDIS_CLUSTER_URLS, when set: then REDIS_URL is not used."""
+        return ClusterSeeds.parse(self.redis_cluster_urls)
+
     @field_validator("redis_sentinels")
     @classmethod
     def _sentinels(cls, spec: str) -> str:
@@ -147,8 +176,9 @@ class Settings(BaseSettings):
 
     @property
     def locks_with_tasks(self) -> bool:
-        """The lock's one master is the queue's Redis: scripts take and release it there."""
-        return not self.redlock_url_list
+        """The lock's one master is the queue's Redis: scripts take and release it there.
+        Not on a Cluster: `lock:task:<id>` is in a slot of its own, not the queue's."""
+        return not self.redlock_url_list and self.cluster is None
 
     @property
     def task_module_list(self) -> list[str]:

@@ -45,22 +45,30 @@ from infrastructure.logging import get_logger
 from infrastructure.redaction import secrets_in
 from infrastructure.redis.audit import RedisAuditLog, target_ttl_ms
 from infrastructure.redis.client import (
+    ClusterSeeds,
     Sentinels,
     create_blocking_redis,
     create_lock_redis,
     create_redis,
     database_of,
 )
+from infrastructure.redis.cluster import create_cluster_redis
+from infrastructure.redis.cluster_lane import ClusterLane
 from infrastructure.redis.events import EventHub
 from infrastructure.redis.feed import RedisFeed
 from infrastructure.redis.flow import RedisFlowLimits
-from infrastructure.redis.lane import Lane
+from infrastructure.redis.lane import Lane, ScriptLane
 from infrastructure.redis.queries import RedisViews
 from infrastructure.redis.schedules import RedisScheduleStore
 from infrastructure.redis.scripts import Scripts
 from infrastructure.redis.templates import RedisTemplateStore
 from infrastructure.redis.transitions import RedisTransitions
-from infrastructure.redis.waiter import IDLE_WAIT_MS
+from infrastructure.redis.waiter import (
+    IDLE_WAIT_MS,
+    ClusterMarkerWaiter,
+    MarkerWaiter,
+    MarkerWaits,
+)
 from infrastructure.redis.workers import RedisWorkerRegistry
 from infrastructure.registry import build_registry, configured_queues
 from infrastructure.settings import Settings
@@ -71,11 +79,13 @@ LONGEST_BLOCK_MS = IDLE_WAIT_MS + 1_000
 
 
 async def _redis(
-    url: str, timeout_ms: int, sentinels: Sentinels | None, blocking: bool = False
+    url: str, timeout_ms: int, sentinels: Sentinels | None, cluster: ClusterSeeds | None
 ) -> AsyncIterator[Redis]:
-    client = (
-        create_blocking_redis(url, timeout_ms, LONGEST_BLOCK_MS, sentinels)
-        if blocking
+    """The queue's Redis: REDIS_CLUSTER_URLS' Cluster when set, else REDIS_URL's server (or
+    the master the sentinels name)."""
+    client: Any = (
+        create_cluster_redis(cluster, timeout_ms)
+        if cluster is not None
         else create_redis(url, timeout_ms, sentinels)
     )
     try:
@@ -84,12 +94,43 @@ async def _redis(
         await client.aclose()
 
 
-async def _lane(url: str, timeout_ms: int, sentinels: Sentinels | None) -> AsyncIterator[Lane]:
-    lane = Lane.from_url(url, timeout_ms=timeout_ms, sentinels=sentinels)
+async def _lane(
+    url: str, timeout_ms: int, sentinels: Sentinels | None, cluster: ClusterSeeds | None
+) -> AsyncIterator[ScriptLane]:
+    lane: Lane | ClusterLane = (
+        ClusterLane(cluster, timeout_ms=timeout_ms)
+        if cluster is not None
+        else Lane.from_url(url, timeout_ms=timeout_ms, sentinels=sentinels)
+    )
     try:
         yield lane
     finally:
         await lane.aclose()
+
+
+async def _marker_waiter(
+    *,
+    url: str,
+    timeout_ms: int,
+    sentinels: Sentinels | None,
+    cluster: ClusterSeeds | None,
+    client: Redis,
+    lane: ScriptLane,
+) -> AsyncIterator[MarkerWaits]:
+    """What idle workers block on: one connection of its own, or on a Cluster one per
+    queue, on the master of the queue's slot (the lane's slot map says which)."""
+    if cluster is not None and isinstance(lane, ClusterLane):
+        waiter = ClusterMarkerWaiter(lane.slots, cluster, timeout_ms, LONGEST_BLOCK_MS)
+        try:
+            yield waiter
+        finally:
+            await waiter.aclose()
+        return
+    blocking = create_blocking_redis(url, timeout_ms, LONGEST_BLOCK_MS, sentinels)
+    try:
+        yield MarkerWaiter(client, blocking)
+    finally:
+        await blocking.aclose()
 
 
 async def _lock_masters(
@@ -110,6 +151,11 @@ async def resolve(provider: Callable[[], Any]) -> Any:
     if inspect.isawaitable(value):
         value = await value
     return value
+
+
+def _one_server(settings: Settings) -> bool:
+    """One Redis server: a script may touch several queues' slots (not on a Cluster)."""
+    return settings.cluster is None
 
 
 def new_task_id() -> str:
@@ -207,13 +253,7 @@ class Container(containers.DeclarativeContainer):
         url=settings.provided.queue_redis_url,
         timeout_ms=settings.provided.redis_timeout_ms,
         sentinels=settings.provided.sentinels,
-    )
-    blocking_redis = providers.Resource(
-        _redis,
-        url=settings.provided.queue_redis_url,
-        timeout_ms=settings.provided.redis_timeout_ms,
-        sentinels=settings.provided.sentinels,
-        blocking=True,
+        cluster=settings.provided.cluster,
     )
     # The hot path's connection: every transition's script, pipelined (see Lane).
     lane = providers.Resource(
@@ -221,6 +261,16 @@ class Container(containers.DeclarativeContainer):
         url=settings.provided.queue_redis_url,
         timeout_ms=settings.provided.redis_timeout_ms,
         sentinels=settings.provided.sentinels,
+        cluster=settings.provided.cluster,
+    )
+    marker_waiter = providers.Resource(
+        _marker_waiter,
+        url=settings.provided.queue_redis_url,
+        timeout_ms=settings.provided.redis_timeout_ms,
+        sentinels=settings.provided.sentinels,
+        cluster=settings.provided.cluster,
+        client=redis,
+        lane=lane,
     )
     lock_masters = providers.Resource(
         _lock_masters,
@@ -247,13 +297,14 @@ class Container(containers.DeclarativeContainer):
         lane=lane,
         idempotency_window_ms=settings.provided.idempotency_window_ms,
         locks_with_tasks=settings.provided.locks_with_tasks,
+        multi_queue_scripts=providers.Callable(_one_server, settings),
         depth_limits=providers.Callable(_depth_limits, settings, queues),
         replicas=settings.provided.enqueue_replicas,
         replicas_timeout_ms=settings.provided.enqueue_replicas_timeout_ms,
     )
     views = providers.Singleton(RedisViews, client=redis, queues=queues)
     feed = providers.Singleton(
-        RedisFeed, client=redis, blocking_client=blocking_redis, views=views, events=event_hub
+        RedisFeed, client=redis, waiter=marker_waiter, views=views, events=event_hub
     )
     audit_log = providers.Singleton(
         RedisAuditLog, client=redis, target_ttl_ms=providers.Callable(_audit_target_ttl, settings)

@@ -91,7 +91,15 @@ class Supervisor:
         return 0
 
     def _redis_url(self) -> str:
-        if self._settings.redis_url or self._settings.sentinels:  # the sentinels name it
+        """The Redis the children use: named by the settings, or the local one."""
+        if self._settings.cluster is not None:
+            self._redis_origin = RedisOrigin.CLUSTER
+            return self._settings.redis_cluster_urls
+        if self._settings.sentinels is not None:
+            self._redis_origin = RedisOrigin.SENTINELS
+            sentinels = self._settings.sentinels.addresses
+            return ",".join(f"sentinel://{host}:{port}" for host, port in sentinels)
+        if self._settings.redis_url:
             return self._settings.queue_redis_url
         local = self._settings.local_redis_url
         if redis_answers(local):
@@ -107,7 +115,9 @@ class Supervisor:
         return self._redis.url
 
     def _child_env(self, redis_url: str) -> dict[str, str]:
-        env = dict(os.environ, REDIS_URL=redis_url)
+        env = dict(os.environ)
+        if self._redis_origin in (RedisOrigin.FOUND, RedisOrigin.EMBEDDED):
+            env["REDIS_URL"] = redis_url  # the Cluster's, the sentinels' come from os.environ
         if self._terminal is not None:
             # The children write into pipes now, where they would pick JSON lines and
             # block buffering; the person at the terminal expects what they would print.

@@ -14,6 +14,8 @@ _REACHABLE = {ALL_INTERFACES: "127.0.0.1", "::": "::1"}
 
 class RedisOrigin(StrEnum):
     GIVEN = "given"  # REDIS_URL
+    CLUSTER = "cluster"  # REDIS_CLUSTER_URLS
+    SENTINELS = "sentinels"  # REDIS_SENTINELS: the master they name
     FOUND = "found"  # one already answered on the local port
     EMBEDDED = "embedded"  # started by `conveyor up`
 
@@ -31,6 +33,8 @@ class Places:
         host = settings.listen_host
         note = {
             RedisOrigin.GIVEN: "REDIS_URL",
+            RedisOrigin.CLUSTER: "REDIS_CLUSTER_URLS, a Cluster",
+            RedisOrigin.SENTINELS: f"REDIS_SENTINELS, master {settings.redis_master_name!r}",
             RedisOrigin.FOUND: "found running",
             RedisOrigin.EMBEDDED: f"embedded, data in {settings.redis_data_dir}",
         }[origin]
@@ -38,7 +42,7 @@ class Places:
             api=base_url(_REACHABLE.get(host, host), settings.port),
             every_interface=host in _REACHABLE,
             keys=bool(settings.api_keys.strip()),
-            redis=without_password(redis_url),
+            redis=",".join(without_password(url) for url in redis_url.split(",")),
             redis_note=note,
         )
 

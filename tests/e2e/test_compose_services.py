@@ -19,6 +19,7 @@ import redis
 from infrastructure.embedded_redis import find_redis_server, redis_answers
 from tests import compose
 from tests.e2e.conftest import Proc, free_port, wait_until
+from tests.redis_cluster import cluster_port
 
 pytestmark = pytest.mark.slow
 
@@ -27,8 +28,13 @@ VENV_BIN = Path(sys.executable).parent
 LOOPBACK = "127.0.0.1"
 ALL_INTERFACES = "0.0.0.0"  # what the compose file binds the API to
 # Options a Redis container may set for itself, each with a value, which a local server
-# must choose afresh; --daemonize would leave a process the test cannot stop by PID.
-REDIS_OWN_OPTIONS = {"--port", "--bind", "--dir", "--logfile", "--daemonize"}
+# must choose afresh; --daemonize would leave a process the test cannot stop by PID. A
+# cluster node announces its service name, which resolves in the compose network only: a
+# local one gives its loopback address instead.
+REDIS_OWN_OPTIONS = {
+    "--port", "--bind", "--dir", "--logfile", "--daemonize",
+    "--cluster-announce-hostname", "--cluster-preferred-endpoint-type",
+}  # fmt: skip
 
 
 @dataclass
@@ -52,6 +58,8 @@ class Deployment:
     def start(self) -> None:
         for name in self.redis:
             self._start_redis(name)
+        if self.cluster_nodes:
+            self._create_cluster()
         for name, service in self.services.items():
             if service["command"][0] == "conveyor":
                 for _ in range(service.get("deploy", {}).get("replicas", 1)):
@@ -67,8 +75,35 @@ class Deployment:
     def redis_url(self, service: str) -> str:
         return f"redis://{self.addresses[self.redis[service]]}/0"
 
+    @property
+    def cluster_nodes(self) -> list[str]:
+        """The Redis services that run as Cluster nodes."""
+        return [
+            name for name in self.redis if "--cluster-enabled" in self.services[name]["command"]
+        ]
+
+    def _create_cluster(self) -> None:
+        """What the one-shot init service does (`redis-cli --cluster create` of the
+        nodes), on the local nodes' addresses."""
+        nodes = [self.addresses[self.redis[name]] for name in self.cluster_nodes]
+        cli = Path(find_redis_server()).with_name("redis-cli")
+        argv = [str(cli) if cli.exists() else "redis-cli", "--cluster", "create", *nodes]
+        done = subprocess.run([*argv, "--cluster-yes"], capture_output=True, text=True,
+                              timeout=60, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+
+        def joined() -> bool:
+            info = redis.Redis.from_url(self.redis_url(self.cluster_nodes[0]))
+            try:
+                return bool(info.cluster("INFO")["cluster_state"] == "ok")
+            finally:
+                info.close()
+
+        wait_until(joined, 30, "the cluster to be up")
+
     def _start_redis(self, name: str) -> None:
-        port = str(free_port())
+        node = "--cluster-enabled" in self.services[name]["command"]
+        port = str(cluster_port() if node else free_port())  # a node's bus port must fit
         data = self.tmp_path / name
         data.mkdir()
         argv = [
@@ -224,6 +259,29 @@ def test_the_compose_services_run_tasks_as_local_processes(deploy: Up) -> None:
             assert task["workerId"].split(":")[1] in worker_pids, task
 
 
+def test_the_cluster_command_keeps_the_queues_on_the_three_nodes(deploy: Up) -> None:
+    env, profiles = compose.documented_command("cluster")
+    deployment = deploy(profiles, env)
+    assert len(deployment.cluster_nodes) == 3
+    (api,) = deployment.of("api")
+    seeds = api.env["REDIS_CLUSTER_URLS"].split(",")
+    assert sorted(seeds) == sorted(deployment.redis_url(name)[:-2] for name in
+                                   deployment.cluster_nodes)  # fmt: skip
+    with _api(deployment) as http:
+        task_ids = [_enqueue(http, "echo", {"n": n}) for n in range(20)]
+        _completed(http, task_ids)
+    nodes = redis.RedisCluster.from_url(seeds[0], decode_responses=True)
+    try:
+        assert nodes.hget(f"conveyor:{{default}}:task:{task_ids[0]}", "status") == "completed"
+    finally:
+        nodes.close()
+    plain = redis.Redis.from_url(deployment.redis_url("redis"))
+    try:
+        assert plain.keys("conveyor:*") == []  # REDIS_URL's server holds nothing
+    finally:
+        plain.close()
+
+
 def _lock_holders(deployment: Deployment, task_id: str) -> list[str]:
     holders = []
     for service in deployment.redis:
@@ -237,7 +295,7 @@ def _lock_holders(deployment: Deployment, task_id: str) -> list[str]:
 
 
 def test_the_quorum_command_takes_each_lock_on_all_three_masters(deploy: Up) -> None:
-    env, profiles = compose.documented_quorum_command()
+    env, profiles = compose.documented_command("quorum")
     deployment = deploy(profiles, env)
     assert len(deployment.redis) == 3
     with _api(deployment) as http:

@@ -182,6 +182,7 @@ async def test_the_series_counts_finished_and_failed_tasks_over_every_queue(
     assert (stats["failed"], stats["throughput"]["lastHour"]) == (2, 4)
 
 
+@pytest.mark.single_redis
 async def test_the_series_costs_no_round_trip_of_its_own(
     redis: Redis, store: RedisStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -359,6 +360,7 @@ async def test_the_overview_holds_what_the_page_shows(client: Client, store: Red
     assert set(ids) >= {running.id, failing.id}
 
 
+@pytest.mark.single_redis
 async def test_twenty_pages_at_once_cost_redis_what_one_does(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:

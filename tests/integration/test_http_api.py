@@ -134,6 +134,7 @@ async def test_health_ready_and_schema(client: Client) -> None:
     assert "/api/tasks" in schema["paths"]
 
 
+@pytest.mark.single_redis
 async def test_ready_is_503_when_redis_is_unreachable(tmp_path: Path) -> None:
     settings = Settings(redis_url="redis://127.0.0.1:1/0", files_base_dir=tmp_path)
     container = Container()

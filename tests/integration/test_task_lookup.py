@@ -14,6 +14,7 @@ NOW = 1_700_000_000_000
 QUEUES = [f"q{n:04}" for n in range(3_000)]
 
 
+@pytest.mark.single_redis
 async def test_reading_by_id_costs_two_commands_with_3000_queues(
     redis: Redis, blocking_redis: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -230,6 +230,7 @@ async def test_the_routes_are_in_the_openapi_schema(client: Client) -> None:
     assert "/api/templates/{template_id}/use" in paths
 
 
+@pytest.mark.single_redis
 async def test_a_queue_named_templates_shares_no_key_with_the_templates(
     redis: Redis, redis_url: str, tmp_path: Path
 ) -> None:

@@ -570,6 +570,21 @@ async def test_a_round_aborts_a_task_killed_meanwhile() -> None:
     assert "lease.lost" in log.names("error")
 
 
+async def test_a_round_that_finds_its_task_settled_meanwhile_is_no_loss() -> None:
+    """A renewal sent as the settle lands (the lock service's own extension came first,
+    a round trip of its own): the task is no longer active, and that is no lease lost."""
+    clock = ManualClock(NOW)
+    queue = InMemoryTaskQueue(60_000, clock)
+    keeper, execution, _, log = await keeper_for(queue, clock)
+    execution.settling = True
+    await queue.settle(execution.task.complete(None, NOW + 5), lease=execution.lease)
+
+    await keeper.renew([execution], KEEPER_TTL_MS)
+
+    assert execution.reason is None
+    assert "lease.lost" not in log.names()
+
+
 async def test_rounds_retry_an_unreachable_queue_until_the_lease_is_gone() -> None:
     clock = ManualClock(NOW)
     queue = UnreachableQueue(60_000, clock)

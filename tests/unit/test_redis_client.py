@@ -88,7 +88,7 @@ async def test_the_container_wires_redis_timeout_ms_into_every_client() -> None:
     container.settings.override(settings)
     try:
         queue_client = await resolve(container.redis)
-        blocking = await resolve(container.blocking_redis)
+        blocking = (await resolve(container.marker_waiter))._blocking
         (master,) = await resolve(container.lock_masters)
         assert options(queue_client)["socket_timeout"] == 1.234
         assert options(blocking)["socket_timeout"] == (LONGEST_BLOCK_MS + 1_234) / 1000

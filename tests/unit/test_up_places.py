@@ -67,3 +67,14 @@ def test_a_redis_url_is_shown_without_its_password(url: str, shown: str) -> None
 
 def test_an_ipv6_host_is_bracketed_once() -> None:
     assert base_url("::1", 80) == base_url("[::1]", 80) == "http://[::1]:80"
+
+
+def test_a_cluster_and_sentinels_are_named_with_the_variable_that_set_them() -> None:
+    seeds = "redis://:pw@10.0.0.1:7000,redis://10.0.0.2:7001"
+    shown = Places.of(Settings(redis_cluster_urls=seeds), seeds, RedisOrigin.CLUSTER)
+    assert shown.lines()[-1] == (
+        "  Redis      redis://10.0.0.1:7000,redis://10.0.0.2:7001 (REDIS_CLUSTER_URLS, a Cluster)"
+    )
+    watched = Settings(redis_sentinels="10.0.0.1:26379", redis_master_name="q")
+    shown = Places.of(watched, "sentinel://10.0.0.1:26379", RedisOrigin.SENTINELS)
+    assert shown.lines()[-1].endswith("(REDIS_SENTINELS, master 'q')")

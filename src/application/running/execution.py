@@ -22,7 +22,16 @@ class Execution:
     renewal has run.
     """
 
-    __slots__ = ("_interrupt", "detail", "ends_at", "lease", "reason", "task", "valid_until")
+    __slots__ = (
+        "_interrupt",
+        "detail",
+        "ends_at",
+        "lease",
+        "reason",
+        "settling",
+        "task",
+        "valid_until",
+    )
 
     def __init__(self, task: Task, lease: Lease | None = None, now: int | None = None) -> None:
         """`now`: the worker's clock as the execution is made (the lease began at the
@@ -36,6 +45,9 @@ class Execution:
         self.reason: Interruption | None = None
         self.detail = ""
         self._interrupt: Callable[[], object] | None = None
+        # The handler is done and its outcome on its way to the store: a renewal that
+        # finds the task settled already is no loss (the settle is fenced on its own).
+        self.settling = False
 
     def hold(self, lease: Lease, since: int) -> None:
         """The lock is ours, from `since` (now, on the worker's clock) for its TTL."""

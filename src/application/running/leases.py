@@ -105,6 +105,8 @@ class LeaseKeeper:
         return None
 
     def _apply(self, execution: Execution, state: LeaseState, valid_until: int) -> None:
+        if state is LeaseState.LOST and execution.settling:
+            return  # settled while this round was under way (a renewal raced the settle)
         if state is LeaseState.LOST:
             self._log.error("lease.lost", task_id=execution.task.id)
             execution.abort(Interruption.LOCK_LOST, "the task is no longer this worker's")

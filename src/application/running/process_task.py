@@ -117,6 +117,7 @@ class ProcessTask:
                             task.queue)  # fmt: skip
         try:
             finished = await self._run(execution, task_type, payload)
+            execution.settling = True
             return _NOTHING if finished is None else await self._settle(finished, lease, next_claim)
         finally:
             if not lease.with_task:  # the store releases its own with the outcome

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from hiredis import pack_command as hiredis_pack_command
 from redis.asyncio import Redis
@@ -107,6 +107,58 @@ class Sentinels:
         return str(host), int(port)
 
 
+Address = tuple[str, int]  # a server's host and port
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSeeds:
+    """REDIS_CLUSTER_URLS: nodes to learn the cluster from, and how to speak to every node
+    (TLS and credentials, from the first URL). Any master will do as a seed: each knows
+    the whole slot map. A Cluster has database 0 only."""
+
+    addresses: tuple[Address, ...]
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> ClusterSeeds | None:
+        """`redis://[[user]:password@]host:port[/0],...`; None when `spec` names none.
+        ValueError names the first entry that is not such a URL."""
+        urls = [part.strip() for part in spec.split(",") if part.strip()]
+        if not urls:
+            return None
+        addresses = []
+        for url in urls:
+            parts = urlsplit(url)
+            try:
+                port = parts.port
+            except ValueError:
+                port = None
+            if parts.scheme not in ("redis", "rediss") or not parts.hostname or port is None:
+                raise ValueError(f"REDIS_CLUSTER_URLS: {url!r} is not redis://host:port")
+            if parts.path.strip("/") not in ("", "0"):
+                raise ValueError(f"REDIS_CLUSTER_URLS: {url!r}: a Cluster has database 0 only")
+            addresses.append((parts.hostname, port))
+        first = urlsplit(urls[0])
+        return cls(
+            tuple(addresses),
+            tls=first.scheme == "rediss",
+            username=unquote(first.username) if first.username else None,
+            password=unquote(first.password) if first.password is not None else None,
+        )
+
+    def url_of(self, address: Address) -> str:
+        """A plain Redis URL for one node, with the seeds' scheme and credentials."""
+        scheme = "rediss" if self.tls else "redis"
+        auth = ""
+        if self.password is not None:
+            auth = f"{quote(self.username or '', safe='')}:{quote(self.password, safe='')}@"
+        host, port = address
+        host = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{auth}{host}:{port}/0"
+
+
 def _client(url: str, sentinels: Sentinels | None, **options: Any) -> Redis:
     """`url`'s Redis; with `sentinels`, whichever server they name master, asked again on
     each new connection (and a connection to a master since demoted fails, for the next
@@ -185,5 +237,7 @@ def create_lock_redis(url: str, lock_ttl_ms: int, timeout_ms: int = DEFAULT_TIME
 
 
 def database_of(client: Redis) -> int:
-    """The database number `client` selects (0 unless its URL names another)."""
-    return int(client.connection_pool.connection_kwargs.get("db") or 0)
+    """The database number `client` selects (0 unless its URL names another; always 0 on
+    a Cluster, whose client has no single pool)."""
+    pool = getattr(client, "connection_pool", None)
+    return int(pool.connection_kwargs.get("db") or 0) if pool is not None else 0

@@ -19,7 +19,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from domain.errors import TooManyStreams
@@ -204,7 +204,7 @@ class EventHub:
                 elif kind == "psubscribe":  # redis-py reconnected and subscribed again
                     log.warning("events.subscription_lost", error="connection dropped")
                     self._broken()
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             log.warning("events.subscription_lost", error=str(exc))
         finally:
             self._broken()  # however the listener stops, it carries nothing more

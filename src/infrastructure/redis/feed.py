@@ -14,20 +14,20 @@ from infrastructure.redis.events import EventHub
 from infrastructure.redis.keys import keys_of
 from infrastructure.redis.queries import RedisViews
 from infrastructure.redis.reachable import UNREACHABLE, reachable, unavailable
-from infrastructure.redis.waiter import MarkerWaiter
+from infrastructure.redis.waiter import MarkerWaits
 
 
 class RedisFeed:
-    """What Redis pushes: `blocking_client` holds the one connection idle workers block
-    on (see MarkerWaiter); transitions come by pub/sub through the process's EventHub,
-    finished tasks are read back through `views`."""
+    """What Redis pushes: idle workers block on the queues' markers through `waiter` (see
+    MarkerWaiter); transitions come by pub/sub through the process's EventHub, finished
+    tasks are read back through `views`."""
 
     def __init__(
-        self, client: Redis, blocking_client: Redis, views: RedisViews, events: EventHub
+        self, client: Redis, waiter: MarkerWaits, views: RedisViews, events: EventHub
     ) -> None:
         self._redis = client
         self._db = database_of(client)
-        self._waiter = MarkerWaiter(client, blocking_client)
+        self._waiter = waiter
         self._views = views
         self._events = events
 

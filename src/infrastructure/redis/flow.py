@@ -12,12 +12,12 @@ from redis.asyncio import Redis
 from domain.limits import Limit, LimitsView, QueueLimits, Rate, Usage
 from domain.task import TaskStatus
 from infrastructure.redis.keys import keys_of
-from infrastructure.redis.lane import Lane
+from infrastructure.redis.lane import ScriptLane
 from infrastructure.redis.scripts import Scripts
 
 
 class RedisFlowLimits:
-    def __init__(self, client: Redis, lane: Lane, scripts: Scripts) -> None:
+    def __init__(self, client: Redis, lane: ScriptLane, scripts: Scripts) -> None:
         self._client = client
         self._lane = lane
         self._scripts = scripts

@@ -11,7 +11,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from hiredis import pack_command
@@ -25,6 +25,16 @@ from infrastructure.redis.lane_connection import CommandNotSent, LaneConnection
 CommandArg = str | int | float | bytes
 # hiredis's stub declares a tuple of one item; it packs a tuple of any length.
 _pack = cast(Callable[[tuple[CommandArg, ...]], bytes], pack_command)
+
+
+class ScriptLane(Protocol):
+    """What the adapters call the hot path through: a Lane, or on a Cluster a ClusterLane."""
+
+    async def execute(self, *args: CommandArg) -> Any: ...
+
+    async def run(
+        self, script: Script, keys: Sequence[CommandArg], args: Sequence[CommandArg]
+    ) -> Any: ...
 
 
 class Script:
@@ -149,15 +159,31 @@ class Lane:
             return await self._submit(packed)
 
     async def run(
-        self, script: Script, keys: Sequence[CommandArg], args: Sequence[CommandArg]
+        self,
+        script: Script,
+        keys: Sequence[CommandArg],
+        args: Sequence[CommandArg],
+        *,
+        asking: bool = False,
     ) -> Any:
-        """EVALSHA `script`; one that Redis does not know is loaded and run once more."""
+        """EVALSHA `script`; one that Redis does not know is loaded and run once more.
+        With `asking`, right behind ASKING on the same connection: a Cluster node that is
+        importing a slot runs the one command after ASKING for a key of that slot."""
+        send = self._asking if asking else self._call
         packed = _pack(("EVALSHA", script.sha, len(keys), *keys, *args))
         try:
-            return await self._call(packed)
+            return await send(packed)
         except NoScriptError:
             await self._call(_pack(("SCRIPT", "LOAD", script.source)))
-            return await self._call(packed)
+            return await send(packed)
+
+    async def _asking(self, packed: bytes) -> Any:
+        conn = await self._connection()
+        await conn.drain()
+        # Queued together, with no await between: nothing of another caller's comes between.
+        asking, reply = conn.request(_pack(("ASKING",))), conn.request(packed)
+        await asking
+        return await reply
 
     async def aclose(self) -> None:
         """Close the connection; commands still waiting fail with ConnectionError."""

@@ -215,7 +215,7 @@ class RedisViews:
             replies: list[Any] = await pipe.execute()
         stats = []
         for queue in queues:
-            used = _TYPES_AT + 7 * len(names[queue]) + 1
+            used = _TYPES_AT + 7 * len(names[queue])
             block, replies = replies[:used], replies[used:]
             stats.append(_queue_stats(queue, names[queue], block, now))
         return stats
@@ -271,13 +271,14 @@ def _queue_stats_commands(pipe: Any, queue: str, names: Sequence[str], minute: i
     for status in TaskStatus:
         pipe.zcard(keys.state(status))
     pipe.hget(keys.meta, "paused")
-    pipe.mget([keys.finished(m) for m in _minutes(minute)])
-    pipe.mget([keys.failures(m) for m in _minutes(minute)])
+    # MGET by name: a Cluster's pipeline refuses its mget() (keys may span slots); these
+    # share the queue's slot.
+    pipe.execute_command("MGET", *(keys.finished(m) for m in _minutes(minute)))
+    pipe.execute_command("MGET", *(keys.failures(m) for m in _minutes(minute)))
     for name in names:
         for status in TaskStatus:
             pipe.zcard(keys.index(status, name))
         pipe.lrange(keys.durations(name), 0, -1)
-    pipe.echo("end")  # a fixed marker, so each queue's block has a known length
 
 
 def _queue_stats(queue: str, names: Sequence[str], block: list[Any], now: int) -> QueueStats:

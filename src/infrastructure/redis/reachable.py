@@ -6,13 +6,28 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
+from redis.exceptions import (
+    ClusterDownError,
+    OutOfMemoryError,
+    RedisClusterUnreachableError,
+    ResponseError,
+    SlotNotCoveredError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from domain.errors import QueueUnavailable, StoreFull
 
-UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+# On a Cluster also: no master serves a slot (a failover under way, or a master lost), or
+# no node answers at all.
+UNREACHABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    ClusterDownError,
+    SlotNotCoveredError,
+    RedisClusterUnreachableError,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -15,11 +15,12 @@ from infrastructure.redis import codec, storing
 from infrastructure.redis.claiming import ClaimOne, queue_by_queue
 from infrastructure.redis.client import database_of
 from infrastructure.redis.keys import effect_key, keys_of, task_lock, task_owner
-from infrastructure.redis.lane import Lane, Script
+from infrastructure.redis.lane import Script, ScriptLane
 from infrastructure.redis.limits import DURATIONS_KEPT, FINISHED_COUNTER_TTL_MS, PROMOTE_LIMIT
 from infrastructure.redis.queries import RedisViews
 from infrastructure.redis.reachable import reachable
 from infrastructure.redis.scripts import Code, Scripts, raise_for
+from infrastructure.redis.storing import IdIndexApart
 
 _TERMINAL = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
 _LIMITS = codec.encode_json(
@@ -43,7 +44,9 @@ class RedisTransitions:
     renew it, in the scripts that move the task: no round trip of its own per task.
     Otherwise the lock service takes them (several masters, or a lock in another hash slot).
     With `multi_queue_scripts` (one Redis, not a Cluster) a claim over several queues is
-    one script; without, it goes queue by queue, each queue's script in its own hash slot.
+    one script, and the scripts keep the id index; without, every script touches one
+    queue's hash slot: a claim goes queue by queue, and the id index, in slots of its own,
+    is kept around the scripts (see storing.IdIndexApart).
     An enqueue that would take a queue past its limit in `depth_limits` stores nothing
     and raises QueueFull; with no limit it costs nothing more.
     """
@@ -51,7 +54,7 @@ class RedisTransitions:
     def __init__(
         self,
         client: Redis,
-        lane: Lane,
+        lane: ScriptLane,
         idempotency_window_ms: int,
         *,
         locks_with_tasks: bool = False,
@@ -68,6 +71,9 @@ class RedisTransitions:
         self._window_ms = idempotency_window_ms
         self._locks_with_tasks = locks_with_tasks
         self._multi_queue_scripts = multi_queue_scripts
+        self._index_apart = (
+            None if multi_queue_scripts else IdIndexApart(client, idempotency_window_ms)
+        )
         self._depth_limits = depth_limits
         self._reader = RedisViews(client, ())
 
@@ -76,7 +82,13 @@ class RedisTransitions:
         script = self._scripts.enqueue_tasks
         limits = self._depth_limits
         stored = await storing.store(
-            self._lane, self._redis, script, tasks, batch_id, limits=limits
+            self._lane,
+            self._redis,
+            script,
+            tasks,
+            batch_id,
+            limits=limits,
+            index_apart=self._index_apart,
         )
         if self._replicas:
             await self._replicated()
@@ -265,10 +277,12 @@ class RedisTransitions:
         keys = keys_of(task.queue)
         code = await self._run(
             self._scripts.remove_task,
-            keys=[keys.task(task.id), keys.removed(task.id), task_owner(task.id)],
+            keys=[keys.task(task.id), keys.removed(task.id), self._owner(task.queue, task.id)],
             args=[task.id, self._window_ms, keys.prefix, task.queue],
         )
         raise_for(int(code), task.id, operator=True)
+        if self._index_apart is not None:
+            await self._index_apart.forgotten(task.queue, [task.id])
 
     @reachable
     async def sweep(
@@ -287,14 +301,23 @@ class RedisTransitions:
         per_task = [
             key
             for task_id in ids
-            for key in (keys.task(task_id), keys.removed(task_id), task_owner(task_id))
+            for key in (keys.task(task_id), keys.removed(task_id), self._owner(queue, task_id))
         ]
         removed = await self._run(
             self._scripts.sweep_tasks,
             keys=[*(keys.state(status) for status in _TERMINAL), *per_task],
             args=[*cutoffs, self._window_ms, keys.prefix, queue, *counts, *ids],
         )
-        return int(removed)
+        if self._index_apart is not None:
+            await self._index_apart.forgotten(queue, removed)
+        return len(removed)
+
+    def _owner(self, queue: str, task_id: str) -> str:
+        """The id index entry a script is to keep; the task's hash in its place where the
+        index is kept apart (see enqueue_tasks.lua)."""
+        if self._index_apart is None:
+            return task_owner(task_id)
+        return keys_of(queue).task(task_id)
 
     async def _sweep_candidates(
         self, queue: str, cutoffs: Sequence[int], counts: Sequence[int], limit: int

@@ -5,13 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import AskError, MovedError, RedisError
+
+from infrastructure.redis.client import (
+    Address,
+    ClusterSeeds,
+    create_blocking_redis,
+    create_redis,
+)
+from infrastructure.redis.cluster import SlotMap, slot_of
 
 IDLE_WAIT_MS = 5_000  # the longest an idle worker blocks; a wake-up is then a cheap claim
 _BLOCK_SLACK_S = 1.0  # Redis's own timeout, a backstop behind the local timer
+
+
+class MarkerWaits(Protocol):
+    async def wait(self, markers: Sequence[str], timeout_ms: int) -> None:
+        """Until a marker gets an entry, or `timeout_ms` passed."""
 
 
 class MarkerWaiter:
@@ -64,3 +78,72 @@ class MarkerWaiter:
         block.cancel()
         with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
             await block
+
+
+class ClusterMarkerWaiter:
+    """MarkerWaiter on a Redis Cluster: one blocking command cannot name keys of two hash
+    slots, so each queue's marker gets a MarkerWaiter of its own, on a connection to the
+    master serving it; the first to wake ends the others (CLIENT UNBLOCK on each master).
+    A marker whose slot moved answers MOVED: the slot map is read again and the wait ends
+    as a wake-up (the worker looks for work, then waits again where the marker is now)."""
+
+    def __init__(
+        self, slots: SlotMap, seeds: ClusterSeeds, timeout_ms: int, longest_block_ms: int
+    ) -> None:
+        self._slots = slots
+        self._seeds = seeds
+        self._timeout_ms = timeout_ms
+        self._longest_block_ms = longest_block_ms
+        self._placed: dict[str, _Placed] = {}  # by marker
+        self._clients: dict[Address, Redis] = {}  # CLIENT UNBLOCK, by master
+
+    async def wait(self, markers: Sequence[str], timeout_ms: int) -> None:
+        waits = [asyncio.ensure_future(self._wait_one(marker, timeout_ms)) for marker in markers]
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        for wait in done:
+            error = None if wait.cancelled() else wait.exception()
+            if error is not None:
+                raise error
+
+    async def aclose(self) -> None:
+        clients = [*self._clients.values(), *(placed.blocking for placed in self._placed.values())]
+        self._placed, self._clients = {}, {}
+        await asyncio.gather(*(client.aclose() for client in clients), return_exceptions=True)
+
+    async def _wait_one(self, marker: str, timeout_ms: int) -> None:
+        placed = await self._place(marker)
+        try:
+            await placed.waiter.wait([marker], timeout_ms)
+        except AskError as exc:  # MOVED too: the slot is served elsewhere now
+            if isinstance(exc, MovedError):
+                self._slots.moved(slot_of(marker), (exc.host, int(exc.port)))
+            await self._slots.refresh()
+
+    async def _place(self, marker: str) -> _Placed:
+        owner = await self._slots.owner(marker)
+        placed = self._placed.get(marker)
+        if placed is not None and placed.owner == owner:
+            return placed
+        if placed is not None:
+            await placed.blocking.aclose()
+        url = self._seeds.url_of(owner)
+        client = self._clients.get(owner)
+        if client is None:
+            client = self._clients[owner] = create_redis(url, self._timeout_ms)
+        blocking = create_blocking_redis(url, self._timeout_ms, self._longest_block_ms)
+        placed = self._placed[marker] = _Placed(owner, MarkerWaiter(client, blocking), blocking)
+        return placed
+
+
+@dataclass(frozen=True, slots=True)
+class _Placed:
+    """A marker's waiter, on the master that served its slot when it was made."""
+
+    owner: Address
+    waiter: MarkerWaiter
+    blocking: Redis

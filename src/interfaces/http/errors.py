@@ -15,7 +15,7 @@ from litestar.exceptions import (
 from litestar.openapi import ResponseSpec
 from litestar.params import ParameterKwarg
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from domain.errors import (
     DuplicateSchedule,
@@ -54,6 +54,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (QueueFull, 429, "queue_full"),
     (QueueUnavailable, 503, "unavailable"),
     (RedisError, 503, "unavailable"),
+    (RedisClusterException, 503, "unavailable"),  # no Cluster node answers, and the like
     (OSError, 503, "unavailable"),
 ]
 
@@ -245,6 +246,7 @@ def documented(
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     SchedulerError: domain_error,
     RedisError: domain_error,
+    RedisClusterException: domain_error,
     OSError: domain_error,
     HTTPException: http_error,
     Exception: unexpected_error,

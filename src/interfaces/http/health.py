@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.spec import SecurityRequirement
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from infrastructure.logging import get_logger
+from infrastructure.redis.cluster import ping
 from interfaces.http.errors import documented, error_response
 from interfaces.http.schemas import HealthOut
 
@@ -27,10 +29,11 @@ async def health() -> HealthOut:
     security=OPEN,
     responses=documented(503, guarded=False),
 )
-async def ready(redis: NamedDependency[Redis]) -> Response[HealthOut]:
+async def ready(redis: NamedDependency[Any]) -> Response[HealthOut]:
+    """`redis` is a Redis or a RedisCluster (a union litestar cannot check: Any)."""
     try:
-        await redis.ping()
-    except (RedisError, OSError) as exc:
+        await ping(redis)
+    except (RedisError, RedisClusterException, OSError) as exc:
         # The reason names Redis's host and port: the operator's log may know them, an
         # anonymous caller of this open route may not.
         get_logger("conveyor.http").warning("ready.redis_unreachable", reason=str(exc))

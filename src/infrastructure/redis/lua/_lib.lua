@@ -582,11 +582,21 @@ local function read_state(prefix, id)
     'outcome_fence', 'group')
 end
 
+-- The id index entry `owner_key` names, or nil when it names the task's own hash `key`
+-- instead: on a Cluster the entry is in a slot of its own, and the caller keeps it.
+local function id_index(key, owner_key)
+  if owner_key == key then
+    return nil
+  end
+  return owner_key
+end
+
 -- Delete a task that is not active, with its index entries, and reserve its id for
--- `window` ms, in the queue and in the id index (`owner_key`) alike.
+-- `window` ms, in the queue and in the id index (`owner_key`, see id_index) alike.
 -- Returns 0, -1 if there is no such task, -4 if it is active.
 local function forget(prefix, queue, id, window, owner_key)
   local key = task_key(prefix, id)
+  owner_key = id_index(key, owner_key)
   local state = redis.call('HMGET', key, 'status', 'fp', 'name', 'tokens', 'group')
   if not state[1] then
     return -1
@@ -607,7 +617,9 @@ local function forget(prefix, queue, id, window, owner_key)
   end
   redis.call('DEL', key)
   redis.call('SET', prefix .. K['removed'] .. id, state[2], 'PX', window)
-  redis.call('SET', owner_key, queue, 'PX', window)
+  if owner_key then
+    redis.call('SET', owner_key, queue, 'PX', window)
+  end
   announce(prefix, queue, id, state[3], 'removed')
   return 0
 end

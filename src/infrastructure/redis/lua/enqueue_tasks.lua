@@ -13,7 +13,9 @@ KEYS[b + 4] sequence counter    FIFO order among equal priorities
 KEYS[b + 5] last creation order the last `ix` given in the queue
 KEYS[b + 3i + 3] task hash             <prefix>task:<id>        for the group's i-th task
 KEYS[b + 3i + 4] removal reservation   <prefix>removed:<id>     for the group's i-th task
-KEYS[b + 3i + 5] the id index entry    conveyor:id:<id>         which queue holds the id
+KEYS[b + 3i + 5] the id index entry    conveyor:id:<id>         which queue holds the id;
+                 or the task hash again: on a Cluster the entry is in another slot, and
+                 the caller reserves it before this script runs
 
 ARGV[4g - 3] a JSON array; the i-th element is the i-th task's hash, an object of strings,
         which holds (besides the task's own fields) fp, its fingerprint of name, payload
@@ -55,8 +57,9 @@ end
 
 -- What enqueue (below) decides for a task, without writing: whether it would be created.
 local function is_new(queue, key, reservation, owner_key)
-  local held = redis.call('MGET', owner_key, reservation)
-  if (held[1] and held[1] ~= queue) or held[2] then
+  owner_key = id_index(key, owner_key)
+  local owner = owner_key and redis.call('GET', owner_key)
+  if (owner and owner ~= queue) or redis.call('EXISTS', reservation) == 1 then
     return false
   end
   return redis.call('EXISTS', key) == 0
@@ -171,8 +174,9 @@ local function enqueue_group(group)
   local owners = {}
 
   local function enqueue(task, key, reservation, owner_key)
-    local held = redis.call('MGET', owner_key, reservation)
-    local owner, reserved = held[1], held[2]
+    owner_key = id_index(key, owner_key)
+    local held = redis.call('MGET', owner_key or reservation, reservation)
+    local owner, reserved = owner_key and held[1], held[2]
     if owner and owner ~= queue then
       return -5
     end
@@ -184,8 +188,10 @@ local function enqueue_group(group)
       return reserved == task.fp and 2 or -5
     end
     store(task, key)
-    owners[#owners + 1] = owner_key
-    owners[#owners + 1] = queue
+    if owner_key then
+      owners[#owners + 1] = owner_key
+      owners[#owners + 1] = queue
+    end
     return 0
   end
 

@@ -2,7 +2,7 @@
 
 KEYS[1] task hash           (named so a cluster routes the call; _lib's forget uses it)
 KEYS[2] removal reservation
-KEYS[3] the id index entry, conveyor:id:<id>
+KEYS[3] the id index entry, conveyor:id:<id>; or the task hash again (see id_index)
 
 ARGV[1] task id
 ARGV[2] reservation time (ms): how long the id keeps answering "removed"

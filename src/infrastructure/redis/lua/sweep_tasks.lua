@@ -9,7 +9,7 @@ KEYS[2] failed zset
 KEYS[3] cancelled zset
 KEYS[3i + 1] task hash             <prefix>task:<id>     for the i-th candidate
 KEYS[3i + 2] removal reservation   <prefix>removed:<id>
-KEYS[3i + 3] the id index entry    conveyor:id:<id>
+KEYS[3i + 3] the id index entry    conveyor:id:<id>, or the task hash again (see id_index)
 
 ARGV[1] remove completed tasks finished before this time (ms); 0 = keep them all
 ARGV[2] the same for failed tasks
@@ -22,7 +22,7 @@ ARGV[8] the same for failed tasks
 ARGV[9] the same for cancelled tasks
 ARGV[9 + i] the i-th candidate's id
 
-Returns the number of tasks removed.
+Returns the ids of the tasks removed.
 ]]
 local rules = {}
 for i, status in ipairs({'completed', 'failed', 'cancelled'}) do
@@ -46,14 +46,14 @@ local function expired(rule, id)
   return false
 end
 
-local removed = 0
+local removed = {}
 for i = 10, #ARGV do
   local id = ARGV[i]
   local n = i - 9
   local rule = rules[redis.call('HGET', KEYS[3 * n + 1], 'status')]
   if rule and expired(rule, id) then
     if forget(prefix, queue, id, ARGV[4], KEYS[3 * n + 3]) == 0 then
-      removed = removed + 1
+      removed[#removed + 1] = id
     end
   end
 end
