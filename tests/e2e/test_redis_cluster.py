@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from tests.conftest import TEST_REDIS_URL
-from tests.e2e.conftest import CONVEYOR, Cluster, Proc, wait_until
+from tests.e2e.conftest import CONVEYOR, Cluster, Proc, free_port, wait_until
 from tests.redis_cluster import RedisClusterServers, queue_key, slot_of
 
 pytestmark = pytest.mark.slow
@@ -47,7 +47,7 @@ def group(cluster: Cluster, shards: RedisClusterServers, queues: list[str]) -> I
     there: nothing may use it); the probes record in the test Redis."""
     client = shards.cluster_client()
     client.flushall()
-    names = ",".join(queues)
+    names = ",".join([*queues, "default"])  # default: the demo task types' own
     cluster.env.update(
         REDIS_URL="redis://127.0.0.1:1/0",
         REDIS_CLUSTER_URLS=shards.cluster_urls,
@@ -194,10 +194,11 @@ def test_the_seed_routes_and_operator_actions_work_on_a_cluster(
 ) -> None:
     group.api()
     http = group.http
-    # seed 000, 001 and 003 create tasks in the default queue of their type; the queues
-    # here are the test's, so the native route puts one in each.
+    # The seeds' routes take no queue: their tasks go to the type's (default); the native
+    # route puts one in each of the test's queues.
     seed000 = http.post("/tasks", json={"taskName": "echo", "payload": {"n": 0}})
-    assert seed000.status_code in (200, 202, 422), seed000.text
+    assert seed000.status_code == 200, seed000.text
+    assert http.get(f"/api/tasks/{seed000.json()['id']}").json()["queue"] == "default"
     for n, queue in enumerate(queues):
         group.enqueue(taskName="echo", payload={"n": n}, queue=queue, customJobId=f"s{n}")
     jobs = http.get("/api/jobs", params={"status": "pending"})
@@ -205,7 +206,7 @@ def test_the_seed_routes_and_operator_actions_work_on_a_cluster(
     assert {job["id"] for job in jobs.json()["jobs"]} >= {"s0", "s1", "s2"}
     assert http.get("/api/jobs/export").status_code == 200
     stats = http.get("/jobs/stats").json()
-    assert stats["waiting"] == 3
+    assert stats["waiting"] == 4
     assert http.get("/jobs/s1").json()["id"] == "s1"
     assert http.post("/jobs/s1/kill").status_code == 200
     assert http.get("/api/tasks/s1").json()["status"] == "failed"
@@ -236,6 +237,44 @@ def test_the_seed_routes_and_operator_actions_work_on_a_cluster(
     group.worker()
     group.wait_status("s0", "completed")
     group.wait_status("s1", "completed")
+
+
+def test_schedules_templates_limits_and_the_audit_log_work_on_a_cluster(
+    group: Cluster, queues: list[str]
+) -> None:
+    """The parts kept in slots of their own (schedules, templates, workers, the audit log)
+    and a queue's flow limits, with two API processes firing one schedule."""
+    group.api()
+    group.start("api", "--port", str(free_port()))  # a second process firing the schedule
+    group.worker()
+    http = group.http
+    tick = {"taskName": "echo", "payload": {"tick": True}, "queue": queues[1]}
+    schedule = {"name": "every-second", "everyMs": 1_000, "task": tick}
+    assert http.post("/api/schedules", json=schedule).status_code == 201
+    wait_until(lambda: completed(group, 3), 20, "three slots fired and run")
+    fired = http.get("/api/tasks", params={"queue": queues[1], "limit": 100}).json()["items"]
+    slots = Counter(item["id"] for item in fired)
+    assert all(item["id"].startswith("schedule:every-second:") for item in fired)
+    assert max(slots.values()) == 1  # each slot once, with two processes firing
+    assert http.delete("/api/schedules/every-second").status_code == 204
+
+    template = {"name": "hello", "task": {"type": "echo", "data": {"hi": 1}}}
+    made = http.post("/api/templates", json=template)
+    assert made.status_code == 201, made.text
+    used = http.post(f"/api/templates/{made.json()['id']}/use", json={})
+    assert used.status_code in (200, 201, 202), used.text
+
+    rate = {"rate": {"max": 2, "windowMs": 60_000}}
+    limited = http.put(f"/api/queues/{queues[0]}/limits", json=rate)
+    assert limited.status_code == 200, limited.text
+    ids = [group.enqueue(taskName="echo", payload={"n": n}, queue=queues[0])["id"]
+           for n in range(4)]  # fmt: skip
+    wait_until(lambda: sum(group.task(i)["status"] == "completed" for i in ids) == 2, 15, "two")
+    assert [group.task(i)["status"] for i in ids].count("waiting") == 2  # held by the rate
+
+    audit = http.get("/api/audit").json()["items"]
+    assert {entry["action"] for entry in audit} >= {"schedule.create", "schedule.delete"}
+    assert http.get("/api/workers").json()["workers"]
 
 
 def test_a_queue_s_slot_moved_to_another_master_under_load_loses_and_repeats_nothing(

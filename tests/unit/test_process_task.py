@@ -585,6 +585,22 @@ async def test_a_round_that_finds_its_task_settled_meanwhile_is_no_loss() -> Non
     assert "lease.lost" not in log.names()
 
 
+async def test_a_round_leaves_alone_the_lock_of_a_handler_that_is_done() -> None:
+    """The lock service's lock of a settling task is being released: extending it would be
+    refused ("not held") and warned about, for nothing."""
+    clock = ManualClock(NOW)
+    queue = InMemoryTaskQueue(60_000, clock)
+    keeper, execution, locks, log = await keeper_for(queue, clock)
+    assert execution.lease is not None
+    execution.settling = True
+    await locks.release(execution.lease)
+
+    await keeper.renew([execution], KEEPER_TTL_MS)
+
+    assert "lease.lock_renew_failed" not in log.names()
+    assert execution.reason is None
+
+
 async def test_rounds_retry_an_unreachable_queue_until_the_lease_is_gone() -> None:
     clock = ManualClock(NOW)
     queue = UnreachableQueue(60_000, clock)

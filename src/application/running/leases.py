@@ -83,8 +83,11 @@ class LeaseKeeper:
 
     async def _extend_locks(self, leased: Sequence[Execution]) -> list[Execution | None]:
         """The executions whose lock held (those the store renews itself, and those the
-        lock service extended); None for a lock that was refused this round."""
-        own = [e for e in leased if e.lease is not None and not e.lease.with_task]
+        lock service extended); None for a lock that was refused this round. A lock whose
+        handler is done is being released: it is left alone."""
+        own = [
+            e for e in leased if e.lease is not None and not e.lease.with_task and not e.settling
+        ]
         refused = set()
         for execution, outcome in zip(
             own, await asyncio.gather(*(self._extend(e) for e in own)), strict=True

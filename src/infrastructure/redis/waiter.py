@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from asyncio import FIRST_COMPLETED
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,6 +22,7 @@ from infrastructure.redis.cluster import SlotMap, slot_of
 
 IDLE_WAIT_MS = 5_000  # the longest an idle worker blocks; a wake-up is then a cheap claim
 _BLOCK_SLACK_S = 1.0  # Redis's own timeout, a backstop behind the local timer
+_ASK_PAUSE_MS = 100  # a marker whose slot is mid-migration: how long a wait pauses instead
 
 
 class MarkerWaits(Protocol):
@@ -42,13 +44,18 @@ class MarkerWaiter:
         self._blocking = blocking_client
         self._client_id: int | None = None
 
-    async def wait(self, markers: Sequence[str], timeout_ms: int) -> None:
+    async def wait(
+        self, markers: Sequence[str], timeout_ms: int, until: asyncio.Future[None] | None = None
+    ) -> None:
+        """Until a marker gets an entry, `timeout_ms` passed, or `until` is done (then the
+        command is ended by CLIENT UNBLOCK, as at the timeout)."""
         client_id = await self._connection_id()
         block = asyncio.ensure_future(
             self._blocking.bzpopmin(list(markers), timeout=timeout_ms / 1000 + _BLOCK_SLACK_S)
         )
         try:
-            await asyncio.wait({block}, timeout=timeout_ms / 1000)
+            ends: set[asyncio.Future[Any]] = {block} if until is None else {block, until}
+            await asyncio.wait(ends, timeout=timeout_ms / 1000, return_when=FIRST_COMPLETED)
         finally:
             if not block.done():
                 await self._unblock(client_id, block)
@@ -98,13 +105,19 @@ class ClusterMarkerWaiter:
         self._clients: dict[Address, Redis] = {}  # CLIENT UNBLOCK, by master
 
     async def wait(self, markers: Sequence[str], timeout_ms: int) -> None:
-        waits = [asyncio.ensure_future(self._wait_one(marker, timeout_ms)) for marker in markers]
+        first = asyncio.get_running_loop().create_future()
+        waits = [
+            asyncio.ensure_future(self._wait_one(marker, timeout_ms, first)) for marker in markers
+        ]
         try:
-            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(waits, return_when=FIRST_COMPLETED)
         finally:
-            for wait in waits:
-                wait.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
+            # The others end as at their timeout (CLIENT UNBLOCK), never cancelled: a wait
+            # cancelled as it unblocks could leave its command blocked in Redis, holding
+            # the marker's one connection until Redis's own timeout.
+            if not first.done():
+                first.set_result(None)
+            await asyncio.shield(asyncio.gather(*waits, return_exceptions=True))
         for wait in done:
             error = None if wait.cancelled() else wait.exception()
             if error is not None:
@@ -115,14 +128,19 @@ class ClusterMarkerWaiter:
         self._placed, self._clients = {}, {}
         await asyncio.gather(*(client.aclose() for client in clients), return_exceptions=True)
 
-    async def _wait_one(self, marker: str, timeout_ms: int) -> None:
+    async def _wait_one(self, marker: str, timeout_ms: int, first: asyncio.Future[None]) -> None:
         placed = await self._place(marker)
         try:
-            await placed.waiter.wait([marker], timeout_ms)
-        except AskError as exc:  # MOVED too: the slot is served elsewhere now
-            if isinstance(exc, MovedError):
-                self._slots.moved(slot_of(marker), (exc.host, int(exc.port)))
+            await placed.waiter.wait([marker], timeout_ms, first)
+        except MovedError as exc:  # the slot is served elsewhere now: look there next time
+            self._slots.moved(slot_of(marker), (exc.host, int(exc.port)))
             await self._slots.refresh()
+        except AskError:
+            # The slot is on its way to another master and the marker is gone from this
+            # one: no blocking here until the move is done, so the wait becomes a short
+            # pause (a worker then looks for work, and its claim follows the ASK itself).
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(first), min(timeout_ms, _ASK_PAUSE_MS) / 1000)
 
     async def _place(self, marker: str) -> _Placed:
         owner = await self._slots.owner(marker)
