@@ -124,9 +124,11 @@ class Proc:
         if self.p is not None and self.p.poll() is not None:
             raise Failed(f"{self.argv[0]} exited with {self.p.returncode}; see {self.log_path}")
 
-    def stop(self, grace: float = 15.0) -> None:
+    def stop(self, grace: float = 15.0) -> dict[str, Any]:
+        """SIGTERM, then SIGKILL after `grace` s; how it ended (exit code, seconds, killed)."""
         if self.p is None:
-            return
+            return {}
+        t0, killed = time.perf_counter(), False
         if self.p.poll() is None:
             self.p.send_signal(signal.SIGTERM)
             try:
@@ -134,7 +136,13 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.p.kill()  # our own child, by its PID
                 self.p.wait()
+                killed = True
         self._log.close()
+        return {
+            "exit_code": self.p.returncode,
+            "stop_s": round(time.perf_counter() - t0, 3),
+            "killed": killed,
+        }
 
 
 class RedisTarget:

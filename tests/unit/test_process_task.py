@@ -601,6 +601,26 @@ async def test_a_round_leaves_alone_the_lock_of_a_handler_that_is_done() -> None
     assert execution.reason is None
 
 
+async def test_a_lock_released_while_its_extension_was_under_way_is_no_failure() -> None:
+    """The round began while the handler ran; it returned and its lock was released before
+    the extension reached the lock's master, which then refuses it."""
+    clock = ManualClock(NOW)
+    queue = InMemoryTaskQueue(60_000, clock)
+    keeper, execution, locks, log = await keeper_for(queue, clock)
+    extend = locks.extend
+
+    async def released_meanwhile(lease: Lease) -> None:
+        execution.settling = True
+        await locks.release(lease)
+        await extend(lease)
+
+    locks.extend = released_meanwhile  # type: ignore[method-assign]
+    await keeper.renew([execution], KEEPER_TTL_MS)
+
+    assert "lease.lock_renew_failed" not in log.names()
+    assert execution.reason is None
+
+
 async def test_rounds_retry_an_unreachable_queue_until_the_lease_is_gone() -> None:
     clock = ManualClock(NOW)
     queue = UnreachableQueue(60_000, clock)

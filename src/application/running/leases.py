@@ -92,11 +92,12 @@ class LeaseKeeper:
         for execution, outcome in zip(
             own, await asyncio.gather(*(self._extend(e) for e in own)), strict=True
         ):
-            if outcome is not None:
-                self._meter.count(LOCK_RENEWALS, 1, "failed")
-                self._log.warning("lease.lock_renew_failed", task_id=execution.task.id,
-                                  error=repr(outcome))  # fmt: skip
-                refused.add(id(execution))
+            if outcome is None or execution.settling:
+                continue  # extended, or its handler returned meanwhile and released it
+            self._meter.count(LOCK_RENEWALS, 1, "failed")
+            self._log.warning("lease.lock_renew_failed", task_id=execution.task.id,
+                              error=repr(outcome))  # fmt: skip
+            refused.add(id(execution))
         return [None if id(e) in refused else e for e in leased]
 
     async def _extend(self, execution: Execution) -> Exception | None:
