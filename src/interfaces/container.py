@@ -45,8 +45,6 @@ from infrastructure.logging import get_logger
 from infrastructure.redaction import secrets_in
 from infrastructure.redis.audit import RedisAuditLog, target_ttl_ms
 from infrastructure.redis.client import (
-    ClusterSeeds,
-    Sentinels,
     create_blocking_redis,
     create_lock_redis,
     create_redis,
@@ -78,15 +76,14 @@ from infrastructure.settings import Settings
 LONGEST_BLOCK_MS = IDLE_WAIT_MS + 1_000
 
 
-async def _redis(
-    url: str, timeout_ms: int, sentinels: Sentinels | None, cluster: ClusterSeeds | None
-) -> AsyncIterator[Redis]:
+async def _redis(settings: Settings) -> AsyncIterator[Redis]:
     """The queue's Redis: REDIS_CLUSTER_URLS' Cluster when set, else REDIS_URL's server (or
     the master the sentinels name)."""
+    cluster, timeout_ms = settings.cluster, settings.redis_timeout_ms
     client: Any = (
         create_cluster_redis(cluster, timeout_ms)
         if cluster is not None
-        else create_redis(url, timeout_ms, sentinels)
+        else create_redis(settings.queue_redis_url, timeout_ms, settings.sentinels)
     )
     try:
         yield client
@@ -94,13 +91,14 @@ async def _redis(
         await client.aclose()
 
 
-async def _lane(
-    url: str, timeout_ms: int, sentinels: Sentinels | None, cluster: ClusterSeeds | None
-) -> AsyncIterator[ScriptLane]:
+async def _lane(settings: Settings) -> AsyncIterator[ScriptLane]:
+    cluster, timeout_ms = settings.cluster, settings.redis_timeout_ms
     lane: Lane | ClusterLane = (
         ClusterLane(cluster, timeout_ms=timeout_ms)
         if cluster is not None
-        else Lane.from_url(url, timeout_ms=timeout_ms, sentinels=sentinels)
+        else Lane.from_url(
+            settings.queue_redis_url, timeout_ms=timeout_ms, sentinels=settings.sentinels
+        )
     )
     try:
         yield lane
@@ -109,16 +107,11 @@ async def _lane(
 
 
 async def _marker_waiter(
-    *,
-    url: str,
-    timeout_ms: int,
-    sentinels: Sentinels | None,
-    cluster: ClusterSeeds | None,
-    client: Redis,
-    lane: ScriptLane,
+    settings: Settings, client: Redis, lane: ScriptLane
 ) -> AsyncIterator[MarkerWaits]:
     """What idle workers block on: one connection of its own, or on a Cluster one per
     queue, on the master of the queue's slot (the lane's slot map says which)."""
+    cluster, timeout_ms = settings.cluster, settings.redis_timeout_ms
     if cluster is not None and isinstance(lane, ClusterLane):
         waiter = ClusterMarkerWaiter(lane.slots, cluster, timeout_ms, LONGEST_BLOCK_MS)
         try:
@@ -126,7 +119,9 @@ async def _marker_waiter(
         finally:
             await waiter.aclose()
         return
-    blocking = create_blocking_redis(url, timeout_ms, LONGEST_BLOCK_MS, sentinels)
+    blocking = create_blocking_redis(
+        settings.queue_redis_url, timeout_ms, LONGEST_BLOCK_MS, settings.sentinels
+    )
     try:
         yield MarkerWaiter(client, blocking)
     finally:
@@ -248,30 +243,10 @@ class Container(containers.DeclarativeContainer):
     rng = providers.Singleton(Random)
     log = providers.Callable(get_logger, "conveyor")
 
-    redis = providers.Resource(
-        _redis,
-        url=settings.provided.queue_redis_url,
-        timeout_ms=settings.provided.redis_timeout_ms,
-        sentinels=settings.provided.sentinels,
-        cluster=settings.provided.cluster,
-    )
+    redis = providers.Resource(_redis, settings=settings)
     # The hot path's connection: every transition's script, pipelined (see Lane).
-    lane = providers.Resource(
-        _lane,
-        url=settings.provided.queue_redis_url,
-        timeout_ms=settings.provided.redis_timeout_ms,
-        sentinels=settings.provided.sentinels,
-        cluster=settings.provided.cluster,
-    )
-    marker_waiter = providers.Resource(
-        _marker_waiter,
-        url=settings.provided.queue_redis_url,
-        timeout_ms=settings.provided.redis_timeout_ms,
-        sentinels=settings.provided.sentinels,
-        cluster=settings.provided.cluster,
-        client=redis,
-        lane=lane,
-    )
+    lane = providers.Resource(_lane, settings=settings)
+    marker_waiter = providers.Resource(_marker_waiter, settings=settings, client=redis, lane=lane)
     lock_masters = providers.Resource(
         _lock_masters,
         urls=settings.provided.redlock_url_list,

@@ -147,6 +147,24 @@ async def until(condition: Callable[[], bool], timeout_s: float = 5.0, what: str
 # -- routing ------------------------------------------------------------------------------
 
 
+async def woken_by_an_entry(
+    cluster: RedisClusterServers, port: int, marker: str, waiting: asyncio.Future[None]
+) -> float:
+    """ZADD an entry to `marker` on master `port`: how long `waiting` then takes to end."""
+    with contextlib.closing(cluster.client(port)) as client:
+        client.zadd(marker, {"0": 0})
+    woken = time.monotonic()
+    await asyncio.wait_for(asyncio.shield(waiting), 5)
+    return time.monotonic() - woken
+
+
+async def ended(waiting: asyncio.Future[None]) -> None:
+    if not waiting.done():
+        waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+
+
 async def test_a_script_runs_on_the_master_of_its_first_keys_slot(
     cluster: RedisClusterServers, lane: ClusterLane
 ) -> None:
@@ -342,16 +360,9 @@ async def test_a_marker_on_one_master_ends_the_wait_and_frees_the_others(
             lambda: all(blocked_in_bzpopmin(cluster, port) == 1 for port in cluster.ports),
             what="a BZPOPMIN blocked on each master",
         )
-        with contextlib.closing(cluster.client(masters[1])) as client:
-            client.zadd(markers[1], {"0": 0})
-        woken = time.monotonic()
-        await asyncio.wait_for(asyncio.shield(waiting), 5)
-        took = time.monotonic() - woken
+        took = await woken_by_an_entry(cluster, masters[1], markers[1], waiting)
     finally:
-        if not waiting.done():
-            waiting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await waiting
+        await ended(waiting)
 
     assert took < 1.0, took
     assert {port: blocked_in_bzpopmin(cluster, port) for port in cluster.ports} == dict.fromkeys(
@@ -415,16 +426,9 @@ async def test_after_a_markers_slot_moved_the_next_wait_wakes_at_its_new_master(
             waiting = asyncio.ensure_future(waiter.wait([marker], 5_000))
         assert blocked_in_bzpopmin(cluster, new) == 1
         assert blocked_in_bzpopmin(cluster, old) == 0
-        with contextlib.closing(cluster.client(new)) as client:
-            client.zadd(marker, {"0": 0})
-        woken = time.monotonic()
-        await asyncio.wait_for(asyncio.shield(waiting), 5)
-        took = time.monotonic() - woken
+        took = await woken_by_an_entry(cluster, new, marker, waiting)
     finally:
-        if not waiting.done():
-            waiting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await waiting
+        await ended(waiting)
 
     assert took < 1.0, took
     with contextlib.closing(cluster.client(new)) as client:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from redis.asyncio import Redis
@@ -144,21 +143,10 @@ class SlotMap:
     def _load(self, answer: tuple[Address, list[Any]]) -> None:
         asked, ranges = answer
         owners: list[Address | None] = [None] * SLOTS
-        for first, last, master, *_replicas in _slot_ranges(ranges):
+        for first, last, master, *_replicas in ranges:  # [first, last, [host, port, id], ...]
             host = str(master[0]) or asked[0]  # "" : the node asked
             owners[first : last + 1] = [(host, int(master[1]))] * (last - first + 1)
         if self.loaded and owners != self._owners:
             self._changed(sum(old != new for old, new in zip(self._owners, owners, strict=True)))
         self._owners = owners
         self._known = tuple(dict.fromkeys((*self.masters(), *self._seeds.addresses)))
-
-
-def _slot_ranges(ranges: Any) -> Iterator[list[Any]]:
-    # redis-py hands CLUSTER SLOTS back parsed into a dict, or raw, by version
-    if isinstance(ranges, dict):
-        for (first, last), node in ranges.items():
-            primary = node["primary"]
-            yield [int(first), int(last), [primary[0], primary[1]]]
-        return
-    for entry in ranges:
-        yield [int(entry[0]), int(entry[1]), list(entry[2]), *entry[3:]]

@@ -188,16 +188,22 @@ async def _run_apart(
     return answers
 
 
+def id_index_key(queue: str, task_id: str, *, apart: bool) -> str:
+    """The id index entry a queue's script is to keep; with the index kept `apart` (a
+    Cluster: see IdIndexApart), the task's hash in its place, which the scripts take for
+    "none" (`id_index` in _lib.lua)."""
+    return keys_of(queue).task(task_id) if apart else task_owner(task_id)
+
+
 def _call(tasks: Sequence[Task], limit: int, *, indexed: bool) -> tuple[list[str], list[Any]]:
     """The keys and arguments of one queue's group in the script call (its keys share a
-    slot). Not `indexed`: the task's hash stands in for its id index entry (see
-    enqueue_tasks.lua)."""
+    slot)."""
     keys = keys_of(tasks[0].queue)
     per_task: list[str] = []
     described = []
     for task in tasks:
-        key = keys.task(task.id)
-        per_task += [key, keys.removed(task.id), task_owner(task.id) if indexed else key]
+        owner = id_index_key(task.queue, task.id, apart=not indexed)
+        per_task += [keys.task(task.id), keys.removed(task.id), owner]
         described.append(_described(task))
     script_keys = [keys.wait, keys.delayed, keys.marker, keys.seq, keys.last_ix, *per_task]
     return script_keys, [codec.encode_json(described), keys.prefix, keys.queue, limit]

@@ -14,7 +14,7 @@ from domain.values import ClaimBatch, ClaimRequest, Enqueued, FencedWrite, Lease
 from infrastructure.redis import codec, storing
 from infrastructure.redis.claiming import ClaimOne, queue_by_queue
 from infrastructure.redis.client import database_of
-from infrastructure.redis.keys import effect_key, keys_of, task_lock, task_owner
+from infrastructure.redis.keys import effect_key, keys_of, task_lock
 from infrastructure.redis.lane import Script, ScriptLane
 from infrastructure.redis.limits import DURATIONS_KEPT, FINISHED_COUNTER_TTL_MS, PROMOTE_LIMIT
 from infrastructure.redis.queries import RedisViews
@@ -313,11 +313,7 @@ class RedisTransitions:
         return len(removed)
 
     def _owner(self, queue: str, task_id: str) -> str:
-        """The id index entry a script is to keep; the task's hash in its place where the
-        index is kept apart (see enqueue_tasks.lua)."""
-        if self._index_apart is None:
-            return task_owner(task_id)
-        return keys_of(queue).task(task_id)
+        return storing.id_index_key(queue, task_id, apart=self._index_apart is not None)
 
     async def _sweep_candidates(
         self, queue: str, cutoffs: Sequence[int], counts: Sequence[int], limit: int
